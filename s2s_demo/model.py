@@ -1,0 +1,222 @@
+"""The LSTM sequence-to-sequence model: BiLSTM encoder, bridge, attentional LSTM decoder.
+
+Shapes: B = batch, S = source length, T = target length, V = target vocabulary,
+E = embedding size, He = encoder hidden size per direction, Hd = decoder hidden size,
+L = layers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .config import ModelConfig
+
+
+@dataclass
+class DecoderState:
+    """Everything ``Seq2Seq.step`` needs besides the previous token.
+
+    ``h``, ``c``: (L, N, Hd); ``feed``: (N, O) previous attentional output (input feeding)
+    or None; ``memory``: (N, S, 2He); ``keys``: (N, S, Hd or 2He) memory pre-projected for the
+    attention score; ``src_mask``: (N, S) True at real tokens.
+    """
+
+    h: torch.Tensor
+    c: torch.Tensor
+    feed: torch.Tensor | None
+    memory: torch.Tensor
+    keys: torch.Tensor | None
+    src_mask: torch.Tensor
+
+    def select(self, rows: torch.Tensor, memory_rows: torch.Tensor | None = None) -> "DecoderState":
+        """Keep/reorder rows ``rows`` (N',) of the recurrent state.
+
+        ``memory_rows`` reorders the memory too; beam search leaves it None because beams
+        only ever move between rows that share one source sentence.
+        """
+        mem, keys, mask = self.memory, self.keys, self.src_mask
+        if memory_rows is not None:
+            mem, mask = mem[memory_rows], mask[memory_rows]
+            keys = keys[memory_rows] if keys is not None else None
+        feed = self.feed[rows] if self.feed is not None else None
+        return DecoderState(self.h[:, rows], self.c[:, rows], feed, mem, keys, mask)
+
+
+class Attention(nn.Module):
+    """Luong-style global attention with a dot, general (bilinear) or additive score.
+
+    The score compares the decoder's current output ``h_t`` with every encoder output;
+    ``additive`` is Bahdanau's ``v^T tanh(W h_t + U m_s)`` score used in this flow.
+    """
+
+    def __init__(self, kind: str, query_size: int, memory_size: int) -> None:
+        super().__init__()
+        self.kind = kind
+        if kind == "general":
+            self.key_proj = nn.Linear(memory_size, query_size, bias=False)
+        elif kind == "additive":
+            self.key_proj = nn.Linear(memory_size, query_size, bias=False)
+            self.query_proj = nn.Linear(query_size, query_size, bias=True)
+            self.v = nn.Linear(query_size, 1, bias=False)
+
+    def keys(self, memory: torch.Tensor) -> torch.Tensor:
+        """Pre-project memory (B, S, M) once per sentence -> (B, S, K)."""
+        return memory if self.kind == "dot" else self.key_proj(memory)
+
+    def forward(self, query: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor,
+                src_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """query (B, T, Hd), keys (B, S, K), memory (B, S, M), src_mask (B, S)
+        -> context (B, T, M), weights (B, T, S)."""
+        if self.kind == "additive":
+            hidden = torch.tanh(self.query_proj(query).unsqueeze(2) + keys.unsqueeze(1))
+            scores = self.v(hidden).squeeze(-1)
+        else:
+            scores = torch.bmm(query, keys.transpose(1, 2))
+        scores = scores.masked_fill(~src_mask.unsqueeze(1), float("-inf"))
+        weights = torch.softmax(scores, dim=-1)
+        return torch.bmm(weights, memory), weights
+
+
+class Seq2Seq(nn.Module):
+    """BiLSTM encoder -> bridge -> LSTM decoder (+ attention) -> vocabulary.
+
+    ``encode`` runs once per source batch; ``step`` advances every row one token;
+    ``forward`` is the teacher-forced training pass.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = cfg = config
+        self.src_embed = nn.Embedding(cfg.src_vocab_size, cfg.emb_size, padding_idx=cfg.pad_id)
+        self.tgt_embed = nn.Embedding(cfg.tgt_vocab_size, cfg.emb_size, padding_idx=cfg.pad_id)
+        self.emb_dropout = nn.Dropout(cfg.emb_dropout)
+        self.dropout = nn.Dropout(cfg.dropout)
+        inter = cfg.dropout if cfg.num_layers > 1 else 0.0
+        self.encoder = nn.LSTM(cfg.emb_size, cfg.enc_hidden_size, cfg.num_layers,
+                               batch_first=True, bidirectional=True, dropout=inter)
+        # The bridge: [forward; backward] final state of each layer -> decoder initial state.
+        self.bridge_h = nn.Linear(2 * cfg.enc_hidden_size, cfg.dec_hidden_size)
+        self.bridge_c = nn.Linear(2 * cfg.enc_hidden_size, cfg.dec_hidden_size)
+        memory_size = 2 * cfg.enc_hidden_size
+        # Tied embeddings need the pre-output layer to produce vectors of the embedding size.
+        self.output_size = cfg.emb_size if cfg.tie_embeddings else cfg.dec_hidden_size
+        dec_input = cfg.emb_size + (self.output_size if cfg.input_feeding else 0)
+        self.decoder = nn.LSTM(dec_input, cfg.dec_hidden_size, cfg.num_layers,
+                               batch_first=True, dropout=inter)
+        if cfg.attention == "none":
+            self.attention = None
+            combine_in = cfg.dec_hidden_size
+        else:
+            self.attention = Attention(cfg.attention, cfg.dec_hidden_size, memory_size)
+            combine_in = cfg.dec_hidden_size + memory_size
+        self.combine = nn.Linear(combine_in, self.output_size, bias=False)
+        self.generator = nn.Linear(self.output_size, cfg.tgt_vocab_size, bias=True)
+        if cfg.tie_embeddings:
+            self.generator.weight = self.tgt_embed.weight
+
+    # ------------------------------------------------------------------ encoder
+    def encode(self, src: torch.Tensor, lengths: torch.Tensor) -> DecoderState:
+        """src (B, S) padded ids, lengths (B,) -> the initial DecoderState for B rows.
+
+        Packed sequences make the result independent of how much padding a row has.
+        """
+        cfg = self.config
+        emb = self.emb_dropout(self.src_embed(src))
+        packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, (h, c) = self.encoder(packed)
+        memory, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
+        memory = self.dropout(memory)
+        batch = src.size(0)
+
+        def bridge(state: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
+            # (2L, B, He) -> (L, B, 2He): concatenate each layer's forward and backward state.
+            state = state.view(cfg.num_layers, 2, batch, cfg.enc_hidden_size)
+            state = torch.cat([state[:, 0], state[:, 1]], dim=-1)
+            return torch.tanh(layer(state))
+
+        src_mask = src != cfg.pad_id
+        keys = self.attention.keys(memory) if self.attention is not None else None
+        feed = memory.new_zeros(batch, self.output_size) if cfg.input_feeding else None
+        return DecoderState(bridge(h, self.bridge_h).contiguous(), bridge(c, self.bridge_c).contiguous(),
+                            feed, memory, keys, src_mask)
+
+    # ------------------------------------------------------------------ decoder
+    def _decode(self, tgt_in: torch.Tensor, state: DecoderState
+                ) -> tuple[torch.Tensor, torch.Tensor | None, DecoderState]:
+        """Run the decoder over tgt_in (N, T) -> pre-output (N, T, O), attention (N, T, S)."""
+        emb = self.emb_dropout(self.tgt_embed(tgt_in))
+        if self.config.input_feeding:
+            return self._decode_input_feeding(emb, state)
+        out, (h, c) = self.decoder(emb, (state.h, state.c))
+        pre, attn = self._combine(out, state)
+        return pre, attn, DecoderState(h, c, None, state.memory, state.keys, state.src_mask)
+
+    def _decode_input_feeding(self, emb: torch.Tensor, state: DecoderState
+                              ) -> tuple[torch.Tensor, torch.Tensor, DecoderState]:
+        # Input feeding makes each step depend on the previous attentional output.
+        outputs, attns = [], []
+        h, c, feed = state.h, state.c, state.feed
+        for t in range(emb.size(1)):
+            x = torch.cat([emb[:, t : t + 1], feed.unsqueeze(1)], dim=-1)
+            out, (h, c) = self.decoder(x, (h, c))
+            pre, attn = self._combine(out, state)
+            feed = pre.squeeze(1)
+            outputs.append(pre)
+            attns.append(attn)
+        new_state = DecoderState(h, c, feed, state.memory, state.keys, state.src_mask)
+        return torch.cat(outputs, 1), torch.cat(attns, 1), new_state
+
+    def _combine(self, out: torch.Tensor, state: DecoderState
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Decoder outputs (N, T, Hd) -> attentional pre-output (N, T, O) and weights."""
+        if self.attention is None:
+            return self.dropout(torch.tanh(self.combine(out))), None
+        context, attn = self.attention(out, state.keys, state.memory, state.src_mask)
+        return self.dropout(torch.tanh(self.combine(torch.cat([out, context], -1)))), attn
+
+    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor,
+                teacher_forcing: float = 1.0) -> torch.Tensor:
+        """src (B, S), src_lengths (B,), tgt_in (B, T) starting with BOS
+        -> logits (B, T, V) for the next token at every position.
+
+        With ``teacher_forcing`` < 1 each step feeds the reference token with that
+        probability and the model's own argmax otherwise (scheduled sampling), which
+        needs a step-by-step loop; at 1.0 the whole target runs through the LSTM at once.
+        """
+        state = self.encode(src, src_lengths)
+        if teacher_forcing >= 1.0:
+            pre, _, _ = self._decode(tgt_in, state)
+            return self.generator(pre)
+        logits = []
+        prev = tgt_in[:, 0]
+        for t in range(tgt_in.size(1)):
+            pre, _, state = self._decode(prev.unsqueeze(1), state)
+            step_logits = self.generator(pre.squeeze(1))
+            logits.append(step_logits)
+            if t + 1 < tgt_in.size(1):
+                use_reference = torch.rand(prev.shape, device=prev.device) < teacher_forcing
+                prev = torch.where(use_reference, tgt_in[:, t + 1], step_logits.argmax(-1))
+        return torch.stack(logits, 1)
+
+    def step(self, prev_tokens: torch.Tensor, state: DecoderState
+             ) -> tuple[torch.Tensor, torch.Tensor | None, DecoderState]:
+        """One decoding step for N rows: prev_tokens (N,) -> log-probs (N, V),
+        attention (N, S) or None, and the new state."""
+        pre, attn, new_state = self._decode(prev_tokens.unsqueeze(1), state)
+        log_probs = torch.log_softmax(self.generator(pre.squeeze(1)), dim=-1)
+        return log_probs, (attn.squeeze(1) if attn is not None else None), new_state
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def sequence_log_prob(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
+                      tgt_in: torch.Tensor, tgt_out: torch.Tensor) -> torch.Tensor:
+    """Per-token log-probs (B, T) the model gives to tgt_out under teacher forcing."""
+    logits = model(src, src_lengths, tgt_in)
+    return F.log_softmax(logits, -1).gather(-1, tgt_out.unsqueeze(-1)).squeeze(-1)

@@ -1,0 +1,104 @@
+"""Decoding settings, validated on construction with errors that name the field."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+METHODS = ("greedy", "sample", "beam")
+LENGTH_PENALTY_TYPES = ("gnmt", "average")
+MAX_BEAM_SIZE = 16
+MAX_LENGTH_LIMIT = 512
+
+
+class SettingsError(ValueError):
+    """A decoding setting outside its allowed range; ``field`` names the setting."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """How to decode. Every field is checked in ``__post_init__``.
+
+    ``length_penalty`` is the exponent alpha of the length normaliser: GNMT's
+    ``((5 + len) / 6) ** alpha`` or, with ``length_penalty_type="average"``, ``len ** alpha``
+    (alpha 1 = average log-prob); 0 turns normalisation off. The output length is capped at
+    ``min(max_length, max_length_ratio * source_length + 10)`` tokens.
+    ``forced_prefix`` holds target token ids (or pieces, resolved by the translator) that
+    the first steps must produce whatever the method.
+    """
+
+    method: str = "beam"
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    beam_size: int = 5
+    n_best: int = 1
+    length_penalty: float = 0.6
+    length_penalty_type: str = "gnmt"
+    min_length: int = 0
+    max_length: int = 100
+    max_length_ratio: float = 2.0
+    no_repeat_ngram_size: int = 0
+    seed: int | None = None
+    forced_prefix: tuple = field(default_factory=tuple)
+    ban_unk: bool = True
+    record_top_n: int = 10
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise SettingsError("method", f"must be one of {METHODS}, got {self.method!r}")
+        self._check_number("temperature", lambda v: v > 0 and v <= 100, "must be > 0 and <= 100")
+        self._check_int("top_k", 0, 1_000_000, "0 turns it off")
+        self._check_number("top_p", lambda v: 0 < v <= 1, "must be in (0, 1]")
+        self._check_int("beam_size", 1, MAX_BEAM_SIZE)
+        self._check_int("n_best", 1, self.beam_size, "n_best must not exceed beam_size")
+        self._check_number("length_penalty", lambda v: 0 <= v <= 5, "must be in [0, 5]")
+        if self.length_penalty_type not in LENGTH_PENALTY_TYPES:
+            raise SettingsError("length_penalty_type", f"must be one of {LENGTH_PENALTY_TYPES}")
+        self._check_int("max_length", 1, MAX_LENGTH_LIMIT)
+        self._check_int("min_length", 0, self.max_length, "must not exceed max_length")
+        self._check_number("max_length_ratio", lambda v: 0 < v <= 10, "must be in (0, 10]")
+        self._check_int("no_repeat_ngram_size", 0, 10, "0 turns it off")
+        if self.seed is not None:
+            self._check_int("seed", 0, 2**63 - 1)
+        self._check_int("record_top_n", 1, 100)
+        if isinstance(self.forced_prefix, (str, bytes)) or not isinstance(self.forced_prefix, (list, tuple)):
+            raise SettingsError("forced_prefix", "must be a list of token ids or pieces")
+        object.__setattr__(self, "forced_prefix", tuple(self.forced_prefix))
+        if len(self.forced_prefix) >= self.max_length:
+            raise SettingsError("forced_prefix", "must be shorter than max_length")
+
+    def _check_number(self, name: str, ok, message: str) -> None:
+        value = getattr(self, name)
+        if not _is_number(value) or not ok(value):
+            raise SettingsError(name, f"{message}, got {value!r}")
+
+    def _check_int(self, name: str, low: int, high: int, note: str = "") -> None:
+        value = getattr(self, name)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+            object.__setattr__(self, name, value)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            extra = f" ({note})" if note else ""
+            raise SettingsError(name, f"must be an integer in [{low}, {high}]{extra}, got {value!r}")
+
+    @property
+    def width(self) -> int:
+        """Rows kept per sentence during search: the beam size for beam search, else 1."""
+        return self.beam_size if self.method == "beam" else 1
+
+    def replace(self, **changes) -> "DecodeSettings":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["forced_prefix"] = list(self.forced_prefix)
+        return data

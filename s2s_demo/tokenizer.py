@@ -1,0 +1,73 @@
+"""The sentencepiece pair of a model: text <-> ids, and pieces for display."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import sentencepiece as spm
+
+SOURCE_FILE = "source.model"
+TARGET_FILE = "target.model"
+# Fixed so that every model folder agrees with ModelConfig's defaults.
+SPECIAL_IDS = {"pad_id": 0, "unk_id": 1, "bos_id": 2, "eos_id": 3}
+
+
+class TokenizerPair:
+    """Source and target sentencepiece models (the same file twice for a joint vocabulary)."""
+
+    def __init__(self, source_path: str | Path, target_path: str | Path) -> None:
+        self.source = spm.SentencePieceProcessor(model_file=str(source_path))
+        self.target = spm.SentencePieceProcessor(model_file=str(target_path))
+        self.eos_id = self.target.eos_id()
+
+    @classmethod
+    def from_folder(cls, folder: str | Path) -> "TokenizerPair":
+        folder = Path(folder)
+        return cls(folder / SOURCE_FILE, folder / TARGET_FILE)
+
+    def encode_source(self, text: str) -> list[int]:
+        """Source ids ending with EOS, which marks the sentence end for the encoder."""
+        return self.source.encode(text) + [self.source.eos_id()]
+
+    def encode_target(self, text: str) -> list[int]:
+        """Target ids without BOS/EOS; training adds them."""
+        return self.target.encode(text)
+
+    def decode_target(self, ids: Iterable[int]) -> str:
+        return self.target.decode([i for i in ids if i != self.eos_id])
+
+    def source_pieces(self, ids: Iterable[int]) -> list[str]:
+        return [self.source.id_to_piece(i) for i in ids]
+
+    def target_pieces(self, ids: Iterable[int]) -> list[str]:
+        return [self.target.id_to_piece(i) for i in ids]
+
+    def target_id(self, piece: str) -> int:
+        """The id of a target piece; the unknown id where the piece is not in the vocabulary."""
+        return self.target.piece_to_id(piece)
+
+    @property
+    def src_vocab_size(self) -> int:
+        return self.source.get_piece_size()
+
+    @property
+    def tgt_vocab_size(self) -> int:
+        return self.target.get_piece_size()
+
+
+def train_sentencepiece(lines: Iterable[str], model_prefix: str | Path, vocab_size: int,
+                        model_type: str = "unigram") -> Path:
+    """Train a sentencepiece model on ``lines``; returns the path of the ``.model`` file."""
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(list(lines)),
+        model_prefix=str(model_prefix),
+        vocab_size=vocab_size,
+        model_type=model_type,
+        character_coverage=1.0,
+        normalization_rule_name="nmt_nfkc",
+        hard_vocab_limit=False,
+        minloglevel=2,
+        **SPECIAL_IDS,
+    )
+    return Path(f"{model_prefix}.model")

@@ -1,0 +1,42 @@
+"""YAML training configs: one file per language pair and size under train/configs/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+DEFAULTS = {
+    "data": {"corpus": "multi30k", "train_split": "train", "valid_split": "val",
+             "test_splits": [], "vocab_size": 8000, "joint_vocab": False,
+             "sentencepiece_type": "unigram", "max_len": 100, "download": False,
+             "train_limit": 0, "path": "../shared/data/multi30k"},
+    "model": {},
+    "training": {
+        "optimizer": "adamw", "lr": 0.002, "betas": [0.9, 0.98], "weight_decay": 0.0,
+        "momentum": 0.0, "schedule": "inverse_sqrt", "warmup_steps": 200,
+        "batch_tokens": 3000, "max_steps": 10000, "max_epochs": 100, "clip_norm": 1.0,
+        "label_smoothing": 0.1, "teacher_forcing": 1.0, "valid_every": 200,
+        "valid_max_sentences": 1014, "checkpoint_every": 100, "keep_checkpoints": 5,
+        "average_checkpoints": 5, "patience": 6, "seed": 1, "threads": 0,
+        "out_dir": "runs/model",
+    },
+    "card": {},
+}
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> dict:
+    """Read a YAML config and fill in defaults; ``overrides`` maps section.key -> value."""
+    with open(path, encoding="utf-8") as f:
+        raw = yaml.safe_load(f) or {}
+    unknown = sorted(set(raw) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"{path}: unknown sections {unknown}")
+    config = {section: {**defaults, **(raw.get(section) or {})} for section, defaults in DEFAULTS.items()}
+    for dotted, value in (overrides or {}).items():
+        section, key = dotted.split(".", 1)
+        config[section][key] = value
+    unknown_train = sorted(set(config["training"]) - set(DEFAULTS["training"]))
+    if unknown_train:
+        raise ValueError(f"{path}: unknown training keys {unknown_train}")
+    return config
