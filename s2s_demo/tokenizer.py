@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 from typing import Iterable
 
@@ -11,6 +12,13 @@ SOURCE_FILE = "source.model"
 TARGET_FILE = "target.model"
 # Fixed so that every model folder agrees with ModelConfig's defaults.
 SPECIAL_IDS = {"pad_id": 0, "unk_id": 1, "bos_id": 2, "eos_id": 3}
+
+
+def normalize_text(text: str) -> str:
+    """NFC, control characters as spaces, runs of white space as one space."""
+    text = unicodedata.normalize("NFC", text)
+    text = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in text)
+    return " ".join(text.split())
 
 
 class TokenizerPair:

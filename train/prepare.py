@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import shutil
-import unicodedata
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,18 +19,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from s2s_demo.tokenizer import SOURCE_FILE, TARGET_FILE, train_sentencepiece
+from s2s_demo.tokenizer import normalize_text as normalize
 
 from .configuration import load_config
 
 MULTI30K_URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw/{split}.{lang}.gz"
 MULTI30K_SPLITS = ("train", "val", "test_2016_flickr", "test_2017_flickr")
-
-
-def normalize(line: str) -> str:
-    """NFC, no control characters, single spaces."""
-    line = unicodedata.normalize("NFC", line)
-    line = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in line)
-    return " ".join(line.split())
 
 
 @dataclass

@@ -1,0 +1,121 @@
+"""Text + DecodeSettings -> Trace: input checks, tokenisation and decoding in one place."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import yaml
+
+from .decoding import search, translate_ids
+from .model import Seq2Seq
+from .settings import DecodeSettings, SettingsError
+from .tokenizer import TokenizerPair, normalize_text
+from .trace import Trace, build_trace
+
+MAX_CHARS = 1000
+MAX_SOURCE_TOKENS = 200
+
+
+class InputError(ValueError):
+    """Text that cannot be translated; the message is meant for the person who typed it."""
+
+
+class Translator:
+    """A loaded model folder: the model, its tokenizers and its card's metadata."""
+
+    def __init__(self, model: Seq2Seq, tokenizer: TokenizerPair, folder: Path | None = None,
+                 ref: str | None = None, revision: str | None = None) -> None:
+        self.model, self.tokenizer = model, tokenizer
+        self.folder, self.ref, self.revision = folder, ref, revision
+        self.card = read_card_metadata(folder) if folder else {}
+        self.name = self.card.get("model_name") or (folder.name if folder else "model")
+
+    @property
+    def pair(self) -> str:
+        return f"{self.model.config.src_lang}→{self.model.config.tgt_lang}"
+
+    @property
+    def description(self) -> str:
+        return self.card.get("description") or f"{self.pair} LSTM translator"
+
+    def default_settings(self) -> DecodeSettings:
+        """Beam search with the length penalty tuned on validation data (from the card)."""
+        tuned = self.card.get("decoding") or {}
+        try:
+            return DecodeSettings(**{k: v for k, v in tuned.items() if k in ("length_penalty", "beam_size")})
+        except (SettingsError, TypeError):
+            return DecodeSettings()
+
+    def source_ids(self, text) -> list[int]:
+        """Check and encode a visitor's text; raises InputError with a readable reason."""
+        if not isinstance(text, str):
+            raise InputError("The text must be a string.")
+        if len(text) > MAX_CHARS:
+            raise InputError(f"The text has {len(text):,} characters; the limit is {MAX_CHARS:,}.")
+        clean = normalize_text(text)
+        if not clean:
+            raise InputError("Type a sentence to translate (the text is empty).")
+        ids = self.tokenizer.encode_source(clean)
+        if len(ids) > MAX_SOURCE_TOKENS:
+            raise InputError(f"The text has {len(ids)} tokens; the limit is {MAX_SOURCE_TOKENS}. "
+                             "Split it into shorter sentences.")
+        return ids
+
+    def resolve_prefix(self, settings: DecodeSettings) -> DecodeSettings:
+        """Forced-prefix pieces -> target ids, each checked against the vocabulary."""
+        ids = []
+        vocab = self.tokenizer.tgt_vocab_size
+        for item in settings.forced_prefix:
+            if isinstance(item, str):
+                token = self.tokenizer.target_id(item)
+                if token == self.model.config.unk_id and item != self.tokenizer.target_pieces([token])[0]:
+                    raise SettingsError("forced_prefix", f"{item!r} is not a target piece of this model")
+            elif isinstance(item, int) and not isinstance(item, bool):
+                token = item
+            else:
+                raise SettingsError("forced_prefix", f"items must be pieces or ids, got {item!r}")
+            if not 0 <= token < vocab:
+                raise SettingsError("forced_prefix", f"token id {token} is outside [0, {vocab})")
+            ids.append(token)
+        return settings.replace(forced_prefix=tuple(ids))
+
+    def translate(self, text: str, settings: DecodeSettings | None = None) -> Trace:
+        """Decode one sentence and record everything the demo shows."""
+        settings = self.resolve_prefix(settings or self.default_settings())
+        start = time.perf_counter()
+        ids = self.source_ids(text)
+        result = search(self.model, [ids], settings, record=True)[0]
+        search_ms = (time.perf_counter() - start) * 1000
+        trace = build_trace(result, self.tokenizer, model_name=self.name, source=text,
+                            source_ids=ids, settings=settings.to_dict(), timings_ms={})
+        trace.timings_ms = {"search_ms": round(search_ms, 2),
+                            "total_ms": round((time.perf_counter() - start) * 1000, 2)}
+        return trace
+
+    def translate_batch(self, texts: list[str], settings: DecodeSettings | None = None,
+                        batch_size: int = 64) -> list[str]:
+        """Best translation of each text (no traces); empty input lines give empty output."""
+        settings = settings or self.default_settings()
+        clean = [normalize_text(t) for t in texts]
+        todo = [i for i, t in enumerate(clean) if t]
+        sources = [self.tokenizer.encode_source(clean[i])[:MAX_SOURCE_TOKENS] for i in todo]
+        outputs = [""] * len(texts)
+        for i, ids in zip(todo, translate_ids(self.model, sources, settings, batch_size)):
+            outputs[i] = self.tokenizer.decode_target(ids)
+        return outputs
+
+
+def read_card_metadata(folder: Path) -> dict:
+    """The YAML front matter of a model card (README.md), {} when there is none."""
+    card = folder / "README.md"
+    if not card.is_file():
+        return {}
+    text = card.read_text(encoding="utf-8")
+    if not text.startswith("---"):
+        return {}
+    try:
+        meta = yaml.safe_load(text.split("---", 2)[1]) or {}
+    except yaml.YAMLError:
+        return {}
+    return meta if isinstance(meta, dict) else {}

@@ -1,0 +1,211 @@
+import math
+
+import pytest
+import torch
+
+from s2s_demo.decoding import length_normalizer, search, translate_ids
+from s2s_demo.model import sequence_log_prob
+from s2s_demo.settings import DecodeSettings, SettingsError
+
+from .conftest import make_model
+
+
+def _score(model, src_ids, tokens):
+    """The model's own per-token log-probs of ``tokens`` (ending with EOS) by teacher forcing."""
+    src = torch.tensor([src_ids])
+    tgt_in = torch.tensor([[model.config.bos_id] + tokens[:-1]])
+    with torch.no_grad():
+        return sequence_log_prob(model, src, torch.tensor([len(src_ids)]), tgt_in, torch.tensor([tokens]))[0]
+
+
+@pytest.fixture(scope="module")
+def peaked_translator(toy_tokenizer):
+    """A random model with larger output weights, so distributions are peaked and
+    sentences end before the length cap (like a trained model)."""
+    from s2s_demo.translator import Translator
+
+    model = make_model(toy_tokenizer, seed=5)
+    with torch.no_grad():
+        model.generator.bias[model.config.eos_id] += 2.5
+        model.tgt_embed.weight.mul_(4.0)
+    return Translator(model, toy_tokenizer)
+
+
+@pytest.fixture(params=["random", "peaked"])
+def translator(request, random_translator, peaked_translator):
+    return random_translator if request.param == "random" else peaked_translator
+
+
+def test_beam_size_one_equals_greedy(translator, toy_sentences):
+    for text in toy_sentences[:5]:
+        greedy = translator.translate(text, DecodeSettings(method="greedy"))
+        beam1 = translator.translate(text, DecodeSettings(method="beam", beam_size=1, length_penalty=0))
+        assert beam1.hypotheses[0].token_ids == greedy.hypotheses[0].token_ids
+
+
+def test_sampling_with_top_k_one_equals_greedy(translator, toy_sentences):
+    for text in toy_sentences[:5]:
+        greedy = translator.translate(text, DecodeSettings(method="greedy"))
+        sampled = translator.translate(text, DecodeSettings(method="sample", top_k=1, seed=7))
+        assert sampled.hypotheses[0].token_ids == greedy.hypotheses[0].token_ids
+
+
+def test_one_seed_one_output_and_seeds_differ(random_translator, toy_sentences):
+    text = toy_sentences[0]
+    settings = DecodeSettings(method="sample", temperature=1.5, seed=11)
+    first = random_translator.translate(text, settings)
+    again = random_translator.translate(text, settings)
+    assert first.hypotheses[0].token_ids == again.hypotheses[0].token_ids
+    assert first.seed == 11
+    outputs = {tuple(random_translator.translate(text, settings.replace(seed=s)).hypotheses[0].token_ids)
+               for s in range(6)}
+    assert len(outputs) > 1  # the random model's distributions are nearly flat
+
+
+def test_unseeded_sampling_records_its_seed(random_translator, toy_sentences):
+    trace = random_translator.translate(toy_sentences[0], DecodeSettings(method="sample", temperature=1.5))
+    replay = random_translator.translate(toy_sentences[0], DecodeSettings(method="sample", temperature=1.5,
+                                                                         seed=trace.seed))
+    assert replay.hypotheses[0].token_ids == trace.hypotheses[0].token_ids
+
+
+@pytest.mark.parametrize("settings", [
+    DecodeSettings(method="greedy"),
+    DecodeSettings(method="sample", temperature=0.7, top_k=20, top_p=0.9, seed=1),
+    DecodeSettings(method="beam", beam_size=4, n_best=3),
+])
+def test_recorded_distributions_and_logprobs(translator, toy_sentences, settings):
+    text = toy_sentences[1]
+    ids = translator.source_ids(text)
+    result = search(translator.model, [ids], settings, record=True)[0]
+    for rec in result.steps:
+        # full distributions are not kept; their top-n must be a valid part of one
+        for values in (rec.raw_top[0], rec.used_top[0]):
+            assert bool((values.exp().sum(-1) <= 1 + 1e-4).all())  # values: (W, n)
+    for hyp in result.hypotheses:
+        own = _score(translator.model, ids, hyp.tokens)
+        torch.testing.assert_close(torch.tensor(hyp.token_logprobs), own, atol=1e-4, rtol=1e-4)
+        assert hyp.logprob == pytest.approx(float(own.sum()), abs=1e-3)
+    trace = translator.translate(text, settings)
+    for step in trace.steps:
+        assert sum(c.prob for c in step.model_top) <= 1 + 1e-4
+        assert step.prob <= 1 + 1e-6 and step.model_prob == pytest.approx(math.exp(step.logprob))
+        assert len(step.attention) == len(trace.source_pieces)
+        assert sum(step.attention) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_sampling_distribution_sums_to_one(random_translator, toy_sentences):
+    settings = DecodeSettings(method="sample", temperature=0.5, top_p=0.8, record_top_n=100, seed=0)
+    result = search(random_translator.model, [random_translator.source_ids(toy_sentences[2])], settings,
+                    record=True)[0]
+    for rec in result.steps:
+        values = rec.used_top[0][0]
+        # top-p keeps few tokens, so the top 100 hold all of the used distribution
+        assert float(values[torch.isfinite(values)].exp().sum()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_forced_prefix_then_greedy(translator, toy_sentences, toy_tokenizer):
+    text = toy_sentences[3]
+    base = translator.translate(text, DecodeSettings(method="greedy"))
+    alternative = base.steps[0].model_top[1].token_id  # the runner-up at step 0
+    forced = translator.translate(text, DecodeSettings(method="greedy", forced_prefix=[alternative]))
+    assert forced.hypotheses[0].token_ids[0] == alternative
+    assert forced.steps[0].forced and not forced.steps[1].forced
+    # the rest is greedy from that prefix: replay by hand
+    model = translator.model
+    ids = translator.source_ids(text)
+    state = model.encode(torch.tensor([ids]), torch.tensor([len(ids)]))
+    prev, expected = torch.tensor([model.config.bos_id]), []
+    cap = min(DecodeSettings().max_length, int(len(ids) * DecodeSettings().max_length_ratio + 10))
+    for t in range(cap):
+        log_probs, _, state = model.step(prev, state)
+        log_probs[:, [model.config.unk_id, model.config.bos_id, model.config.pad_id]] = -math.inf
+        token = alternative if t == 0 else int(log_probs.argmax())
+        token = model.config.eos_id if t == cap - 1 else token  # the length cap ends it
+        expected.append(token)
+        if token == model.config.eos_id:
+            break
+        prev = torch.tensor([token])
+    assert forced.hypotheses[0].token_ids == expected
+
+
+def test_forced_prefix_by_piece_for_every_method(peaked_translator, toy_sentences, toy_tokenizer):
+    pieces = toy_tokenizer.target_pieces(toy_tokenizer.encode_target("A dog runs"))
+    for method in ("greedy", "sample", "beam"):
+        trace = peaked_translator.translate(toy_sentences[0], DecodeSettings(method=method, forced_prefix=pieces,
+                                                                             seed=0))
+        assert trace.hypotheses[0].pieces[: len(pieces)] == pieces
+    with pytest.raises(SettingsError, match="forced_prefix"):
+        peaked_translator.translate(toy_sentences[0], DecodeSettings(forced_prefix=["no-such-piece-xyz"]))
+
+
+def test_beam_never_worse_than_greedy(translator, toy_sentences):
+    for text in toy_sentences[:8]:
+        greedy = translator.translate(text, DecodeSettings(method="greedy"))
+        beam = translator.translate(text, DecodeSettings(method="beam", beam_size=5, length_penalty=0))
+        assert beam.hypotheses[0].logprob >= greedy.hypotheses[0].logprob - 1e-5
+
+
+def test_n_best_sorted_and_distinct(translator, toy_sentences):
+    trace = translator.translate(toy_sentences[4], DecodeSettings(method="beam", beam_size=6, n_best=6))
+    scores = [h.score for h in trace.hypotheses]
+    assert len(scores) == 6 and scores == sorted(scores, reverse=True)
+    assert len({tuple(h.token_ids) for h in trace.hypotheses}) == 6
+    for hyp in trace.hypotheses:
+        expected = hyp.logprob / length_normalizer(len(hyp.token_ids), DecodeSettings())
+        assert hyp.score == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("method", ["greedy", "sample", "beam"])
+def test_length_limits_and_ngram_blocking(translator, toy_sentences, method):
+    text = toy_sentences[5]
+    capped = translator.translate(text, DecodeSettings(method=method, max_length=4, seed=2))
+    assert all(len(h.token_ids) <= 4 for h in capped.hypotheses)
+    assert capped.hypotheses[0].token_ids[-1] == translator.model.config.eos_id
+    longer = translator.translate(text, DecodeSettings(method=method, min_length=6, seed=2))
+    assert all(len(h.token_ids) >= 7 for h in longer.hypotheses)  # 6 tokens + EOS
+    blocked = translator.translate(text, DecodeSettings(method=method, no_repeat_ngram_size=2, seed=2))
+    for hyp in blocked.hypotheses:
+        bigrams = list(zip(hyp.token_ids, hyp.token_ids[1:]))
+        assert len(bigrams) == len(set(bigrams))
+
+
+def test_beam_tree_is_consistent(peaked_translator, toy_sentences):
+    trace = peaked_translator.translate(toy_sentences[6], DecodeSettings(beam_size=4, n_best=2))
+    nodes = {n.id: n for n in trace.beam_nodes}
+    assert nodes[0].parent == -1
+    for node in trace.beam_nodes[1:]:
+        parent = nodes[node.parent]
+        assert parent.status == "kept" and parent.step == node.step - 1
+        assert node.score <= parent.score + 1e-6
+    finished = [n for n in trace.beam_nodes if n.status == "finished"]
+    assert len(finished) >= 2
+    best = max(trace.hypotheses, key=lambda h: h.score)
+    assert any(n.score == pytest.approx(best.logprob, abs=1e-4) for n in finished)
+
+
+def test_batched_translation_matches_single(peaked_translator, toy_sentences):
+    model = peaked_translator.model
+    sources = [peaked_translator.source_ids(t) for t in toy_sentences[:7]]
+    for settings in (DecodeSettings(method="greedy"), DecodeSettings(method="beam", beam_size=3)):
+        batched = translate_ids(model, sources, settings, batch_size=4)
+        single = [translate_ids(model, [s], settings)[0] for s in sources]
+        assert batched == single
+
+
+@pytest.mark.parametrize("field,value", [
+    ("method", "viterbi"), ("temperature", 0), ("temperature", -1), ("top_k", -1), ("top_p", 0),
+    ("top_p", 1.5), ("beam_size", 0), ("beam_size", 17), ("length_penalty", -1),
+    ("max_length", 0), ("no_repeat_ngram_size", -2), ("temperature", float("nan")), ("top_k", 2.5),
+])
+def test_bad_settings_name_the_field(field, value):
+    with pytest.raises(SettingsError) as err:
+        DecodeSettings(**{field: value})
+    assert err.value.field == field and field in str(err.value)
+
+
+def test_n_best_cannot_exceed_beam():
+    with pytest.raises(SettingsError, match="n_best"):
+        DecodeSettings(beam_size=2, n_best=3)
+    with pytest.raises(SettingsError, match="min_length"):
+        DecodeSettings(max_length=5, min_length=6)

@@ -1,0 +1,105 @@
+import pytest
+import torch
+
+from s2s_demo.config import ConfigError, ModelConfig
+from s2s_demo.model import sequence_log_prob
+
+from .conftest import make_model
+
+KINDS = [("none", False), ("dot", False), ("general", False), ("additive", False), ("general", True)]
+
+
+def _batch(tokenizer, texts):
+    ids = [tokenizer.encode_source(t) for t in texts]
+    src = torch.zeros(len(ids), max(map(len, ids)), dtype=torch.long)
+    for i, row in enumerate(ids):
+        src[i, : len(row)] = torch.tensor(row)
+    return src, torch.tensor([len(r) for r in ids])
+
+
+@pytest.mark.parametrize("attention,feeding", KINDS)
+def test_forward_shapes_and_padding_invariance(toy_tokenizer, toy_sentences, attention, feeding):
+    extra = {"enc_hidden_size": 16, "dec_hidden_size": 32} if attention == "dot" else {}
+    model = make_model(toy_tokenizer, attention=attention, input_feeding=feeding, num_layers=2, **extra)
+    short, long = toy_sentences[0], toy_sentences[1] + " " + toy_sentences[2]
+    tgt_in = torch.tensor([[2, 10, 11, 12]])
+    alone_src, alone_len = _batch(toy_tokenizer, [short])
+    both_src, both_len = _batch(toy_tokenizer, [short, long])
+    alone = model(alone_src, alone_len, tgt_in)
+    both = model(both_src, both_len, tgt_in.repeat(2, 1))
+    assert alone.shape == (1, 4, toy_tokenizer.tgt_vocab_size)
+    # padding the short sentence to the long one's length changes nothing
+    torch.testing.assert_close(alone[0], both[0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("attention,feeding", KINDS)
+def test_step_by_step_equals_teacher_forcing(toy_tokenizer, toy_sentences, attention, feeding):
+    extra = {"enc_hidden_size": 16, "dec_hidden_size": 32} if attention == "dot" else {}
+    model = make_model(toy_tokenizer, attention=attention, input_feeding=feeding, **extra)
+    src, lengths = _batch(toy_tokenizer, toy_sentences[:2])
+    tgt_in = torch.tensor([[2, 7, 8, 9], [2, 9, 8, 7]])
+    tgt_out = torch.tensor([[7, 8, 9, 3], [9, 8, 7, 3]])
+    expected = sequence_log_prob(model, src, lengths, tgt_in, tgt_out)
+    state = model.encode(src, lengths)
+    got = []
+    for t in range(4):
+        log_probs, attn, state = model.step(tgt_in[:, t], state)
+        got.append(log_probs.gather(1, tgt_out[:, t : t + 1]).squeeze(1))
+        if attention == "none":
+            assert attn is None
+        else:
+            assert attn.shape == src.shape
+            torch.testing.assert_close(attn.sum(-1), torch.ones(2))
+            assert float(attn[lengths == lengths.min()][:, lengths.min():].abs().sum()) == 0.0
+    torch.testing.assert_close(torch.stack(got, 1), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_bridge_uses_both_directions(toy_tokenizer, toy_sentences):
+    model = make_model(toy_tokenizer)
+    assert model.bridge_h.in_features == 2 * model.config.enc_hidden_size
+    src, lengths = _batch(toy_tokenizer, toy_sentences[:1])
+    state = model.encode(src, lengths)
+    assert state.h.shape == (1, 1, model.config.dec_hidden_size)
+    assert state.memory.shape == (1, src.size(1), 2 * model.config.enc_hidden_size)
+
+
+def test_tied_embeddings_share_storage(toy_tokenizer):
+    model = make_model(toy_tokenizer, tie_embeddings=True)
+    assert model.generator.weight.data_ptr() == model.tgt_embed.weight.data_ptr()
+    untied = make_model(toy_tokenizer, tie_embeddings=False)
+    assert untied.generator.weight.data_ptr() != untied.tgt_embed.weight.data_ptr()
+
+
+def test_scheduled_sampling_runs_and_matches_at_full_forcing(toy_tokenizer, toy_sentences):
+    model = make_model(toy_tokenizer, input_feeding=True)
+    src, lengths = _batch(toy_tokenizer, toy_sentences[:2])
+    tgt_in = torch.tensor([[2, 7, 8], [2, 9, 8]])
+    full = model(src, lengths, tgt_in, teacher_forcing=1.0)
+    torch.manual_seed(0)
+    # with probability 1 - 1e-9 of the reference every step still uses the reference
+    almost = model(src, lengths, tgt_in, teacher_forcing=1.0 - 1e-9)
+    torch.testing.assert_close(full, almost, atol=1e-5, rtol=1e-5)
+    assert model(src, lengths, tgt_in, teacher_forcing=0.0).shape == full.shape
+
+
+@pytest.mark.parametrize("bad,match", [
+    ({"attention": "luong"}, "attention"),
+    ({"emb_size": 0}, "emb_size"),
+    ({"dropout": 1.5}, "dropout"),
+    ({"attention": "dot", "enc_hidden_size": 8, "dec_hidden_size": 32}, "dot attention"),
+    ({"attention": "none", "input_feeding": True}, "input_feeding"),
+    ({"pad_id": 1}, "special ids"),
+])
+def test_bad_config_names_the_problem(bad, match):
+    with pytest.raises(ConfigError, match=match):
+        ModelConfig(src_vocab_size=100, tgt_vocab_size=100, **bad)
+
+
+def test_config_round_trip_and_unknown_keys(tmp_path):
+    cfg = ModelConfig(src_vocab_size=100, tgt_vocab_size=90, attention="additive")
+    cfg.save(tmp_path / "config.json")
+    assert ModelConfig.load(tmp_path / "config.json") == cfg
+    with pytest.raises(ConfigError, match="unknown config keys"):
+        ModelConfig.from_dict({**cfg.to_dict(), "hidden": 3})
+    with pytest.raises(ConfigError):
+        ModelConfig.from_dict({"tgt_vocab_size": 5})
