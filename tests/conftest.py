@@ -9,8 +9,25 @@ from pathlib import Path
 import pytest
 import torch
 
+import socket
+import tempfile
+
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# huggingface_hub reads its endpoint and cache when imported, so the loopback Hub
+# (tests/hub_server.py) gets its address before anything imports it.
+HUB_PORT = _free_port()
+os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{HUB_PORT}"
+os.environ["HF_HUB_CACHE"] = tempfile.mkdtemp(prefix="s2s-hub-cache-")
+os.environ.pop("HF_HUB_OFFLINE", None)
 
 from s2s_demo.config import ModelConfig  # noqa: E402
 from s2s_demo.model import Seq2Seq  # noqa: E402

@@ -1,0 +1,144 @@
+import shutil
+
+import pytest
+import torch
+
+from s2s_demo import hub
+from s2s_demo.hub import ModelLoadError
+from s2s_demo.settings import DecodeSettings
+
+from .conftest import HUB_PORT, make_model
+from .hub_server import HubServer, commit_folder
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory, toy_tokenizer, toy_tokenizer_dir):
+    folder = tmp_path_factory.mktemp("model") / "toy-de-en"
+    card = "---\nlanguage: [de, en]\nmodel_name: toy-de-en\ndescription: A toy model\n---\n# toy\n"
+    hub.save_folder(make_model(toy_tokenizer, seed=1), toy_tokenizer_dir, folder, card)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def hub_server(tmp_path_factory, model_folder, toy_tokenizer, toy_tokenizer_dir):
+    root = tmp_path_factory.mktemp("hub")
+    server = HubServer(root, HUB_PORT)
+    first = commit_folder(server.repo_path("s2s-demo/toy-de-en"), model_folder, "first weights")
+    other = root / "other"
+    hub.save_folder(make_model(toy_tokenizer, seed=2), toy_tokenizer_dir, other)
+    shutil.copy(model_folder / "README.md", other / "README.md")
+    second = commit_folder(server.repo_path("s2s-demo/toy-de-en"), other, "second weights")
+    server.start()
+    server.commits = (first, second)
+    yield server
+    server.stop()
+
+
+def _outputs(translator, sentences):
+    settings = DecodeSettings(method="beam", beam_size=3, n_best=2)
+    return [[(h.token_ids, h.logprob) for h in translator.translate(s, settings).hypotheses] for s in sentences]
+
+
+def test_save_load_round_trip_is_identical(model_folder, toy_tokenizer, toy_sentences):
+    original = make_model(toy_tokenizer, seed=1)
+    loaded = hub.load(model_folder)
+    for name, tensor in original.state_dict().items():
+        assert torch.equal(tensor, loaded.model.state_dict()[name]), name
+    assert loaded.model.generator.weight.data_ptr() == loaded.model.tgt_embed.weight.data_ptr()
+    from s2s_demo.translator import Translator
+    assert _outputs(loaded, toy_sentences[:3]) == _outputs(Translator(original, toy_tokenizer), toy_sentences[:3])
+    assert loaded.name == "toy-de-en" and loaded.description == "A toy model"
+
+
+def test_load_from_loopback_hub(hub_server, model_folder, toy_sentences):
+    from_hub = hub.load("s2s-demo/toy-de-en", revision=hub_server.commits[0])
+    from_disk = hub.load(model_folder)
+    assert _outputs(from_hub, toy_sentences[:3]) == _outputs(from_disk, toy_sentences[:3])
+    assert from_hub.folder != model_folder  # it really came through the Hub cache
+
+
+def test_hub_revision_selects_weights(hub_server, toy_sentences):
+    first = hub.load("s2s-demo/toy-de-en", revision=hub_server.commits[0])
+    latest = hub.load("s2s-demo/toy-de-en")
+    second = hub.load("s2s-demo/toy-de-en", revision=hub_server.commits[1])
+    assert _outputs(latest, toy_sentences[:2]) == _outputs(second, toy_sentences[:2])
+    assert not torch.equal(first.model.src_embed.weight, second.model.src_embed.weight)
+
+
+def test_unknown_hub_repo_is_a_clear_error(hub_server):
+    with pytest.raises(ModelLoadError, match="not found"):
+        hub.load("s2s-demo/no-such-model")
+
+
+def test_missing_folder_and_bad_ids(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        hub.load(tmp_path / "nothing-here")
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        hub.load("not a repo id!")
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(ModelLoadError, match="is a file"):
+        hub.load(tmp_path / "file.txt")
+
+
+def _copy(model_folder, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(model_folder, broken)
+    return broken
+
+
+def test_missing_file_is_named(model_folder, tmp_path):
+    broken = _copy(model_folder, tmp_path)
+    (broken / "target.model").unlink()
+    with pytest.raises(ModelLoadError, match="missing target.model"):
+        hub.load(broken)
+
+
+def test_corrupt_weights_are_named(model_folder, tmp_path):
+    broken = _copy(model_folder, tmp_path)
+    (broken / "model.safetensors").write_bytes(b"\x00\x01not a safetensors file")
+    with pytest.raises(ModelLoadError, match="not a valid safetensors file"):
+        hub.load(broken)
+
+
+def test_truncated_weights_are_named(model_folder, tmp_path):
+    broken = _copy(model_folder, tmp_path)
+    data = (broken / "model.safetensors").read_bytes()
+    (broken / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelLoadError, match="model.safetensors"):
+        hub.load(broken)
+
+
+def test_config_that_does_not_match_weights(model_folder, tmp_path):
+    broken = _copy(model_folder, tmp_path)
+    text = (broken / "config.json").read_text().replace('"dec_hidden_size": 32', '"dec_hidden_size": 48')
+    (broken / "config.json").write_text(text)
+    with pytest.raises(ModelLoadError, match="does not match config.json"):
+        hub.load(broken)
+    text = text.replace('"dec_hidden_size": 48', '"dec_hidden_size": 32').replace('"attention": "general"',
+                                                                                 '"attention": "none"')
+    (broken / "config.json").write_text(text)
+    with pytest.raises(ModelLoadError, match="does not match config.json"):
+        hub.load(broken)
+
+
+def test_bad_config_json(model_folder, tmp_path):
+    broken = _copy(model_folder, tmp_path)
+    (broken / "config.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="not valid JSON"):
+        hub.load(broken)
+
+
+def test_tokenizer_vocabulary_must_match(model_folder, tmp_path, toy_corpus):
+    from s2s_demo.tokenizer import train_sentencepiece
+
+    broken = _copy(model_folder, tmp_path)
+    lines = (toy_corpus / "train.en").read_text(encoding="utf-8").splitlines()
+    smaller = train_sentencepiece(lines, tmp_path / "smaller", vocab_size=60)
+    shutil.copy(smaller, broken / "target.model")
+    with pytest.raises(ModelLoadError, match="do not match config.json"):
+        hub.load(broken)
+
+
+def test_parse_ref():
+    assert hub.parse_ref("org/name@v1") == ("org/name", "v1")
+    assert hub.parse_ref(" org/name ") == ("org/name", None)
