@@ -1,0 +1,27 @@
+"""s2s-demo: an interactive LSTM seq2seq translator (Hugging Face Space entry point).
+
+Serves every model folder under assets/models/ plus those in S2S_MODELS (comma-separated
+local folders or Hub repo ids, optionally ``@revision``).
+"""
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+
+from s2s_demo.ui.blocks import build_demo  # noqa: E402
+from s2s_demo.ui.registry import ModelRegistry  # noqa: E402
+
+# Batch-1 decoding is memory-bound: one thread per request, as many requests as cores.
+torch.set_num_threads(int(os.environ.get("S2S_TORCH_THREADS", "1")))
+CONCURRENCY = int(os.environ.get("S2S_CONCURRENCY", str(os.cpu_count() or 2)))
+
+registry = ModelRegistry.discover(Path(__file__).parent / "assets" / "models")
+demo = build_demo(registry)
+demo.queue(default_concurrency_limit=CONCURRENCY, max_size=int(os.environ.get("S2S_MAX_QUEUE", "64")))
+
+if __name__ == "__main__":
+    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"))

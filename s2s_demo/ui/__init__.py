@@ -1,0 +1,1 @@
+"""The Gradio demo: a registry of loaded models, renderers from a Trace, the Blocks."""

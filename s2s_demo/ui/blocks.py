@@ -1,0 +1,201 @@
+"""The Gradio Blocks of the demo. Handlers only call ``translate_request`` and render
+the trace dict it returns; the API endpoint returns that same dict."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ..settings import DecodeSettings, SettingsError
+from ..translator import MAX_CHARS, InputError
+from . import render
+from .registry import ModelRegistry, UnknownModelError
+
+DEFAULTS = DecodeSettings()
+INTRO = """# Look inside an LSTM translator
+A bidirectional LSTM encoder, a bridge into an LSTM decoder with attention, trained on
+**Multi30k image captions** (short descriptions of photos: *"Two dogs play in the snow."*).
+Type a caption-like sentence, then explore every decoding step, the attention and the beam
+search — and ask *what if the model had chosen another word here?*"""
+
+
+class RequestError(ValueError):
+    """A request that cannot be served; the message is shown to the visitor."""
+
+
+def translate_request(registry: ModelRegistry, text: str, model: str | None, method: str = "beam",
+                      temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, beam_size: int = 5,
+                      n_best: int = 1, length_penalty: float | None = None, max_length: int = 100,
+                      seed: int | None = None, forced_prefix: list | None = None) -> dict:
+    """Validate everything, translate, and return the trace dict (what the page shows)."""
+    try:
+        translator = registry.get(model)
+        tuned = translator.default_settings()
+        settings = DecodeSettings(
+            method=method, temperature=temperature, top_k=top_k, top_p=top_p, beam_size=beam_size,
+            n_best=n_best, max_length=max_length, seed=None if seed in (None, "", -1) else seed,
+            length_penalty=tuned.length_penalty if length_penalty is None else length_penalty,
+            forced_prefix=tuple(forced_prefix or ()))
+        trace = translator.translate(text, settings).to_dict()
+    except (InputError, SettingsError, UnknownModelError) as err:
+        raise RequestError(str(err)) from err
+    trace["model"] = registry.get(model).name if model in registry.translators else registry.default
+    return trace
+
+
+def build_demo(registry: ModelRegistry) -> gr.Blocks:
+    with gr.Blocks(title="s2s-demo: inside an LSTM translator") as demo:
+        gr.Markdown(INTRO)
+        trace_state = gr.State(None)     # the trace of the last full translation
+        with gr.Row():
+            with gr.Column(scale=3):
+                model = gr.Dropdown(registry.choices(), value=registry.default, label="Model")
+                text = gr.Textbox(label=f"Source sentence (up to {MAX_CHARS} characters; Enter translates)",
+                                  lines=2, max_lines=6, placeholder="Ein Mann fährt mit dem Fahrrad.")
+                examples = gr.Dataset(components=[text], samples=_examples(registry, registry.default),
+                                      label="Examples from the test set", samples_per_page=6)
+                translate_btn = gr.Button("Translate", variant="primary")
+            with gr.Column(scale=2):
+                method = gr.Radio(["beam", "greedy", "sample"], value="beam", label="Decoding method")
+                beam_size = gr.Slider(1, 16, value=DEFAULTS.beam_size, step=1, label="Beam size")
+                n_best = gr.Slider(1, 16, value=DEFAULTS.n_best, step=1, label="n-best")
+                length_penalty = gr.Slider(0, 2, value=_tuned_lp(registry, registry.default), step=0.1,
+                                           label="Length penalty α (GNMT; 0 = off)")
+                temperature = gr.Slider(0.05, 3, value=1.0, step=0.05, label="Temperature", visible=False)
+                top_k = gr.Slider(0, 100, value=0, step=1, label="Top-k (0 = off)", visible=False)
+                top_p = gr.Slider(0.01, 1, value=1.0, step=0.01, label="Top-p", visible=False)
+                seed = gr.Number(value=0, precision=0, label="Seed", visible=False)
+                max_length = gr.Slider(1, 200, value=DEFAULTS.max_length, step=1, label="Max length")
+        translation = gr.HighlightedText(label="Translation (colour: the model's probability of each token)",
+                                         show_legend=True, combine_adjacent=False)
+        nbest = gr.Dataframe(label="n-best hypotheses", interactive=False, wrap=True)
+        timing = gr.Markdown()
+        with gr.Tab("Step by step"):
+            overview = gr.Plot(label="All steps")
+            step = gr.Dropdown(choices=[], label="Step", interactive=True)
+            step_plot = gr.Plot(label="Distribution at this step")
+            with gr.Group():
+                gr.Markdown("**What if?** Force another token at this step; the model continues from there.")
+                with gr.Row():
+                    alternative = gr.Dropdown(choices=[], label="Alternative token", interactive=True, scale=3)
+                    whatif_btn = gr.Button("Re-decode with this token", scale=1)
+                    reset_btn = gr.Button("Reset", scale=1)
+                with gr.Row():
+                    original_box = gr.Textbox(label="Original translation", interactive=False)
+                    whatif_box = gr.HighlightedText(label="With the forced token", show_legend=True)
+        with gr.Tab("Attention"):
+            attention = gr.Plot(label="Attention")
+        with gr.Tab("Beam search tree"):
+            tree = gr.Plot(label="Beam search tree")
+        with gr.Accordion("Raw trace (JSON)", open=False):
+            trace_json = gr.JSON(label="Trace")
+
+        controls = [method, temperature, top_k, top_p, beam_size, n_best, length_penalty, max_length, seed]
+
+        def run(text_value, model_value, *control_values):
+            trace = _call(registry, text_value, model_value, control_values)
+            first = trace["steps"][0]["step"] if trace["steps"] else None
+            return (trace, render.highlighted_tokens(trace), render.nbest_table(trace), _timing(trace),
+                    render.steps_overview_plot(trace), gr.update(choices=render.step_choices(trace), value=first),
+                    render.step_distribution_plot(trace, 0), _alternatives(trace, 0),
+                    render.attention_plot(trace), render.beam_tree_plot(trace), trace,
+                    trace["translation"], None)
+
+        outputs = [trace_state, translation, nbest, timing, overview, step, step_plot, alternative,
+                   attention, tree, trace_json, original_box, whatif_box]
+        for trigger in (translate_btn.click, text.submit):
+            trigger(run, [text, model, *controls], outputs, api_visibility="undocumented")
+
+        def show_step(trace, index):
+            if not trace or index is None:
+                return gr.update(), gr.update()
+            return render.step_distribution_plot(trace, int(index)), _alternatives(trace, int(index))
+
+        step.change(show_step, [trace_state, step], [step_plot, alternative], api_visibility="undocumented")
+
+        def what_if(trace, index, token_id, *control_values):
+            if not trace:
+                raise gr.Error("Translate a sentence first.")
+            if index is None or token_id is None:
+                raise gr.Error("Choose a step and an alternative token.")
+            prefix = trace["hypotheses"][0]["token_ids"][: int(index)] + [int(token_id)]
+            forced = _call(registry, trace["source"], trace["model"], control_values, prefix)
+            return render.highlighted_tokens(forced)
+
+        whatif_btn.click(what_if, [trace_state, step, alternative, *controls], [whatif_box],
+                         api_visibility="undocumented")
+        reset_btn.click(lambda: None, None, [whatif_box], api_visibility="undocumented")
+
+        def on_method(value):
+            sample, beam = value == "sample", value == "beam"
+            return [gr.update(visible=beam), gr.update(visible=beam), gr.update(visible=beam),
+                    gr.update(visible=sample), gr.update(visible=sample), gr.update(visible=sample),
+                    gr.update(visible=sample)]
+
+        method.change(on_method, method, [beam_size, n_best, length_penalty, temperature, top_k, top_p, seed],
+                      api_visibility="undocumented")
+
+        def on_model(name):
+            if name not in registry.translators:
+                raise gr.Error(f"Unknown model {name!r}")
+            return gr.Dataset(samples=_examples(registry, name)), _tuned_lp(registry, name)
+
+        model.change(on_model, model, [examples, length_penalty], api_visibility="undocumented")
+        examples.click(lambda sample: sample[0], examples, text, api_visibility="undocumented")
+
+        def api_translate(text: str, model: str = registry.default, method: str = "beam",
+                          temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, beam_size: int = 5,
+                          n_best: int = 1, length_penalty: float | None = None, max_length: int = 100,
+                          seed: int | None = None, forced_prefix: list | None = None) -> tuple[str, dict]:
+            """Translate ``text``; returns the translation and the full trace (steps with top-k
+            distributions and attention, n-best hypotheses, beam tree, timings)."""
+            try:
+                trace = translate_request(registry, text, model, method, temperature, top_k, top_p,
+                                          beam_size, n_best, length_penalty, max_length, seed, forced_prefix)
+            except RequestError as err:
+                raise gr.Error(str(err)) from err
+            return trace["translation"], trace
+
+        gr.api(api_translate, api_name="translate")
+
+        def api_models() -> list[dict]:
+            """The loaded models: name, language pair, description."""
+            return [{"name": n, "pair": t.pair, "description": t.description,
+                     "src_lang": t.model.config.src_lang, "tgt_lang": t.model.config.tgt_lang}
+                    for n, t in registry.translators.items()]
+
+        gr.api(api_models, api_name="models")
+    return demo
+
+
+def _call(registry, text, model, control_values, forced_prefix=None) -> dict:
+    method, temperature, top_k, top_p, beam_size, n_best, length_penalty, max_length, seed = control_values
+    try:
+        return translate_request(registry, text, model, method, temperature, top_k, top_p, beam_size,
+                                 n_best, length_penalty, max_length, seed, forced_prefix)
+    except RequestError as err:
+        raise gr.Error(str(err)) from err
+
+
+def _alternatives(trace: dict, index: int):
+    if not trace["steps"]:
+        return gr.update(choices=[], value=None)
+    rec = trace["steps"][min(index, len(trace["steps"]) - 1)]
+    choices = [(f"{render.display_piece(c['piece'])}  (p={c['prob']:.3f})", c["token_id"])
+               for c in rec["model_top"] if c["token_id"] != rec["token_id"]]
+    return gr.update(choices=choices, value=choices[0][1] if choices else None)
+
+
+def _timing(trace: dict) -> str:
+    s = trace["settings"]
+    method = f"beam {s['beam_size']}" if s["method"] == "beam" else s["method"]
+    return (f"{trace['model']} · {method} · {len(trace['steps'])} steps · "
+            f"{trace['timings_ms']['search_ms']:.0f} ms")
+
+
+def _examples(registry: ModelRegistry, name: str) -> list[list[str]]:
+    widget = registry.get(name).card.get("widget") or []
+    return [[w["text"]] for w in widget if isinstance(w, dict) and isinstance(w.get("text"), str)][:12]
+
+
+def _tuned_lp(registry: ModelRegistry, name: str) -> float:
+    return registry.get(name).default_settings().length_penalty

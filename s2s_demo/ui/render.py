@@ -1,0 +1,170 @@
+"""Renderers from a trace dict (``Trace.to_dict()``) to what Gradio components show.
+
+All text from the visitor or the model goes into plots HTML-escaped, because Plotly reads
+a few tags in labels; Gradio's text components never interpret HTML.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+import pandas as pd
+import plotly.graph_objects as go
+
+STATUS_COLORS = {"kept": "#2563eb", "finished": "#16a34a", "pruned": "#d1d5db"}
+
+
+def safe(text: str) -> str:
+    """Plot-label text: HTML-escaped and with sentencepiece's word marker shown as '▁'."""
+    return html.escape(text, quote=False)
+
+
+def display_piece(piece: str) -> str:
+    return piece.replace("▁", " ").strip() or piece
+
+
+def highlighted_tokens(trace: dict) -> list[tuple[str, float]]:
+    """(text, probability) per output piece for gr.HighlightedText: the colour is how
+    sure the model was of the token it produced."""
+    out = []
+    for step in trace["steps"]:
+        if step["piece"] == "</s>":  # the end-of-sentence token is not part of the text
+            continue
+        text = step["piece"].replace("▁", " ")
+        out.append((text, round(step["model_prob"], 3)))
+    return out
+
+
+def nbest_table(trace: dict) -> pd.DataFrame:
+    rows = [{"rank": i + 1, "translation": h["text"], "score": round(h["score"], 4),
+             "log-prob": round(h["logprob"], 4), "tokens": len(h["token_ids"])}
+            for i, h in enumerate(trace["hypotheses"])]
+    return pd.DataFrame(rows, columns=["rank", "translation", "score", "log-prob", "tokens"])
+
+
+def step_choices(trace: dict) -> list[tuple[str, int]]:
+    return [(f"{s['step']}: {display_piece(s['piece'])}", s["step"]) for s in trace["steps"]]
+
+
+def step_distribution_plot(trace: dict, step: int) -> go.Figure:
+    """Top candidates at one step: the distribution decoding used and the raw softmax."""
+    fig = go.Figure()
+    if not trace["steps"]:
+        return _empty("No steps to show")
+    rec = trace["steps"][max(0, min(step, len(trace["steps"]) - 1))]
+    raw = {c["token_id"]: c for c in rec["model_top"]}
+    used = {c["token_id"]: c for c in rec["top"]}
+    ids = list(dict.fromkeys([c["token_id"] for c in rec["model_top"]] + [c["token_id"] for c in rec["top"]]))
+    ids.sort(key=lambda i: -(raw.get(i) or used.get(i))["prob"])
+    labels = [safe(display_piece((raw.get(i) or used.get(i))["piece"])) + ("  ◀" if i == rec["token_id"] else "")
+              for i in ids]
+    fig.add_bar(x=labels, y=[raw[i]["prob"] if i in raw else 0 for i in ids], name="model softmax",
+                marker_color="#94a3b8", hovertemplate="%{x}<br>p = %{y:.4f}<extra>model</extra>")
+    fig.add_bar(x=labels, y=[used[i]["prob"] if i in used else 0 for i in ids],
+                name="used by decoding", marker_color="#2563eb",
+                hovertemplate="%{x}<br>p = %{y:.4f}<extra>used</extra>")
+    forced = " (forced)" if rec["forced"] else ""
+    fig.update_layout(barmode="group", title=f"Step {rec['step']}: chose “{safe(display_piece(rec['piece']))}”"
+                      f"{forced}, p = {rec['model_prob']:.3f}, entropy {rec['model_entropy']:.2f} nats",
+                      yaxis_title="probability", yaxis_range=[0, 1], height=360,
+                      margin=dict(l=40, r=10, t=50, b=40), legend=dict(orientation="h", y=1.02, x=1,
+                                                                       xanchor="right", yanchor="bottom"))
+    return fig
+
+
+def steps_overview_plot(trace: dict) -> go.Figure:
+    """Heat strip over all steps: the chosen token's probability and the entropy."""
+    if not trace["steps"]:
+        return _empty("No steps to show")
+    pieces = [f"{s['step']}:{safe(display_piece(s['piece']))}" for s in trace["steps"]]
+    probs = [s["model_prob"] for s in trace["steps"]]
+    entropy = [s["model_entropy"] for s in trace["steps"]]
+    max_entropy = max(max(entropy), 1e-6)
+    fig = go.Figure(go.Heatmap(
+        z=[probs, [e / max_entropy for e in entropy]], x=pieces, y=["p(chosen)", "entropy"],
+        customdata=[probs, entropy], colorscale="Blues", zmin=0, zmax=1, showscale=False,
+        hovertemplate="%{x}<br>%{y}: %{customdata:.3f}<extra></extra>"))
+    fig.update_layout(height=170, margin=dict(l=70, r=10, t=30, b=60), title="All steps",
+                      xaxis=dict(tickangle=-45))
+    return fig
+
+
+def attention_plot(trace: dict) -> go.Figure:
+    """Source pieces (x) by target pieces (y); hover shows each weight."""
+    rows = [s["attention"] for s in trace["steps"] if s["attention"] is not None]
+    if not rows:
+        return _empty("This model has no attention (plain encoder-decoder)")
+    src = [f"{i}:{safe(p)}" for i, p in enumerate(trace["source_pieces"])]
+    tgt = [f"{s['step']}:{safe(s['piece'])}" for s in trace["steps"]]
+    fig = go.Figure(go.Heatmap(z=rows, x=src, y=tgt, colorscale="Viridis", zmin=0, zmax=1,
+                               hovertemplate="source %{x}<br>target %{y}<br>weight %{z:.3f}<extra></extra>"))
+    fig.update_layout(title="Attention", height=max(320, 24 * len(tgt) + 120),
+                      yaxis=dict(autorange="reversed"), xaxis=dict(tickangle=-45),
+                      margin=dict(l=90, r=10, t=40, b=90))
+    return fig
+
+
+def beam_tree_plot(trace: dict) -> go.Figure:
+    """The search tree: x = step, nodes of each step spread vertically by score; kept
+    branches blue, finished green, pruned grey; the best hypothesis is drawn thick."""
+    nodes = trace["beam_nodes"]
+    if len(nodes) <= 1:
+        return _empty("No search tree")
+    by_id = {n["id"]: n for n in nodes}
+    y = {0: 0.0}
+    for step in sorted({n["step"] for n in nodes if n["step"] >= 0}):
+        layer = sorted((n for n in nodes if n["step"] == step), key=lambda n: -(n["score"] or -1e9))
+        for rank, node in enumerate(layer):
+            y[node["id"]] = -rank
+    best_path = _best_path(trace, nodes)
+    fig = go.Figure()
+    for status in ("pruned", "kept", "finished"):
+        xs, ys = [], []
+        for n in nodes[1:]:
+            if n["status"] == status:
+                xs += [by_id[n["parent"]]["step"] + 1, n["step"] + 1, None]
+                ys += [y[n["parent"]], y[n["id"]], None]
+        fig.add_scatter(x=xs, y=ys, mode="lines", line=dict(color=STATUS_COLORS[status], width=1),
+                        hoverinfo="skip", showlegend=False)
+    if best_path:
+        fig.add_scatter(x=[by_id[i]["step"] + 1 for i in best_path], y=[y[i] for i in best_path],
+                        mode="lines", line=dict(color="#f59e0b", width=4), name="best", hoverinfo="skip")
+    for status in ("pruned", "kept", "finished"):
+        group = [n for n in nodes if n["status"] == status]
+        fig.add_scatter(
+            x=[n["step"] + 1 for n in group], y=[y[n["id"]] for n in group], name=status,
+            mode="markers+text" if status != "pruned" else "markers",
+            text=[safe(display_piece(n["piece"])) for n in group], textposition="top center",
+            textfont=dict(size=10), marker=dict(color=STATUS_COLORS[status], size=8 if status != "pruned" else 5),
+            customdata=[[safe(n["piece"]), n["score"] if n["score"] is not None else -math.inf] for n in group],
+            hovertemplate="%{customdata[0]}<br>log-prob %{customdata[1]:.3f}<extra>" + status + "</extra>")
+    width = max(n["step"] for n in nodes) + 2
+    fig.update_layout(title="Beam search tree (x: step, y: rank by score)", height=460,
+                      xaxis=dict(title="step", range=[-0.5, width + 0.5]),
+                      yaxis=dict(showticklabels=False), margin=dict(l=10, r=10, t=40, b=40))
+    return fig
+
+
+def _best_path(trace: dict, nodes: list[dict]) -> list[int]:
+    """Node ids of the best hypothesis: follow the finished node with its log-prob."""
+    if not trace["hypotheses"]:
+        return []
+    best = trace["hypotheses"][0]
+    finished = [n for n in nodes if n["status"] == "finished" and n["score"] is not None
+                and abs(n["score"] - best["logprob"]) < 1e-4 and n["step"] == len(best["token_ids"]) - 1]
+    if not finished:
+        return []
+    by_id = {n["id"]: n for n in nodes}
+    path, node = [], finished[0]
+    while node["id"] != 0:
+        path.append(node["id"])
+        node = by_id[node["parent"]]
+    return [0] + path[::-1]
+
+
+def _empty(message: str) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=safe(message), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.update_layout(height=200, xaxis=dict(visible=False), yaxis=dict(visible=False))
+    return fig

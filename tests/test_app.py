@@ -1,0 +1,148 @@
+"""The demo through its API, as gradio_client sees it, on a loopback server."""
+
+import concurrent.futures
+import shutil
+
+import pytest
+from gradio_client import Client
+
+from s2s_demo import hub
+from s2s_demo.ui.blocks import build_demo
+from s2s_demo.ui.registry import ModelRegistry
+
+from .conftest import make_model
+
+CARD = "---\nmodel_name: {name}\ndescription: {desc}\nwidget:\n- text: {example}\n---\n"
+
+
+@pytest.fixture(scope="module")
+def model_dirs(tmp_path_factory, toy_tokenizer, toy_tokenizer_dir, toy_sentences):
+    root = tmp_path_factory.mktemp("models")
+    for name, attention in (("toy-attn", "general"), ("toy-plain", "none")):
+        card = CARD.format(name=name, desc=f"{attention} attention", example=toy_sentences[0])
+        hub.save_folder(make_model(toy_tokenizer, seed=4, attention=attention), toy_tokenizer_dir,
+                        root / name, card)
+    return root
+
+
+@pytest.fixture(scope="module")
+def registry(model_dirs):
+    return ModelRegistry.discover(model_dirs, extra="")
+
+
+@pytest.fixture(scope="module")
+def client(registry):
+    demo = build_demo(registry)
+    demo.queue(default_concurrency_limit=2, max_size=200)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    yield Client(url, verbose=False)
+    demo.close()
+
+
+def translate(client, text, **kw):
+    return client.predict(text, api_name="/translate", **kw)
+
+
+@pytest.mark.parametrize("method", ["greedy", "sample", "beam"])
+def test_each_method_returns_translation_and_trace(client, toy_sentences, method):
+    text, trace = translate(client, toy_sentences[0], model="toy-attn", method=method, seed=3, n_best=1)
+    assert text == trace["translation"]
+    assert trace["settings"]["method"] == method
+    assert trace["source"] == toy_sentences[0] and trace["source_pieces"]
+    step = trace["steps"][0]
+    assert {"piece", "token_id", "prob", "model_prob", "top", "model_top", "entropy", "attention"} <= set(step)
+    assert len(step["model_top"]) == 10 and len(step["attention"]) == len(trace["source_pieces"])
+    assert trace["hypotheses"][0]["text"] == text
+    assert trace["timings_ms"]["search_ms"] > 0
+    if method == "beam":
+        assert {n["status"] for n in trace["beam_nodes"]} >= {"kept", "finished"}
+
+
+def test_n_best_through_api(client, toy_sentences):
+    _, trace = translate(client, toy_sentences[1], model="toy-attn", beam_size=6, n_best=4)
+    scores = [h["score"] for h in trace["hypotheses"]]
+    assert len(scores) == 4 and scores == sorted(scores, reverse=True)
+
+
+def test_what_if_forcing_through_api(client, toy_sentences):
+    _, base = translate(client, toy_sentences[2], model="toy-attn", method="greedy")
+    runner_up = base["steps"][1]["model_top"][1]
+    prefix = base["hypotheses"][0]["token_ids"][:1] + [runner_up["token_id"]]
+    _, forced = translate(client, toy_sentences[2], model="toy-attn", method="greedy", forced_prefix=prefix)
+    assert forced["hypotheses"][0]["token_ids"][:2] == prefix
+    assert forced["steps"][1]["forced"] and forced["steps"][1]["piece"] == runner_up["piece"]
+    _, by_piece = translate(client, toy_sentences[2], model="toy-attn", method="greedy",
+                            forced_prefix=[base["steps"][0]["piece"], runner_up["piece"]])
+    assert by_piece["hypotheses"][0]["token_ids"] == forced["hypotheses"][0]["token_ids"]
+
+
+def test_model_switching_and_listing(client, toy_sentences):
+    models = client.predict(api_name="/models")
+    assert [m["name"] for m in models] == ["toy-attn", "toy-plain"]
+    _, attn = translate(client, toy_sentences[0], model="toy-attn")
+    _, plain = translate(client, toy_sentences[0], model="toy-plain")
+    assert attn["model"] == "toy-attn" and plain["model"] == "toy-plain"
+    assert plain["steps"][0]["attention"] is None and attn["steps"][0]["attention"] is not None
+
+
+BAD_REQUESTS = [
+    ({"text": ""}, "empty"),
+    ({"text": "   \n\t "}, "empty"),
+    ({"text": "x" * 5000}, "5,000 characters"),
+    ({"top_p": 0}, "top_p"),
+    ({"beam_size": 0}, "beam_size"),
+    ({"temperature": -1, "method": "sample"}, "temperature"),
+    ({"n_best": 6, "beam_size": 5}, "n_best"),
+    ({"model": "no-such-model"}, "Unknown model"),
+    ({"method": "telepathy"}, "method"),
+    ({"max_length": 10_000}, "max_length"),
+    ({"forced_prefix": ["not-a-piece-zzz"]}, "forced_prefix"),
+    ({"forced_prefix": [10**9]}, "outside"),
+]
+
+
+@pytest.mark.parametrize("request_kw,message", BAD_REQUESTS)
+def test_bad_input_is_a_clear_error_and_server_keeps_serving(client, toy_sentences, request_kw, message):
+    kw = {"text": toy_sentences[0], "model": "toy-attn", **request_kw}
+    with pytest.raises(Exception) as err:
+        translate(client, kw.pop("text"), **kw)
+    assert message in str(err.value)
+    text, _ = translate(client, toy_sentences[0], model="toy-attn")
+    assert isinstance(text, str)
+
+
+@pytest.mark.parametrize("text", [
+    "Ein Hund 🐕 rennt 🏃‍♂️ im Schnee ❄️.",
+    "كلب يركض في الثلج",
+    "Ein\x00 Mann\x1b[31m fährt\u200b Rad\u202e.",
+    "<script>alert(1)</script>",
+    '<img src=x onerror="alert(1)">',
+])
+def test_odd_text_translates(client, text):
+    out, trace = translate(client, text, model="toy-attn")
+    assert isinstance(out, str)
+    assert trace["source"] == text  # returned as data, never interpreted
+
+
+def test_concurrent_clients(client, registry, toy_sentences, model_dirs):
+    url = client.src
+    expected = {s: registry.get("toy-attn").translate(s).translation for s in toy_sentences[:5]}
+
+    def one_client(i):
+        c = Client(url, verbose=False)
+        return [(s, c.predict(s, api_name="/translate", model="toy-attn")[0]) for s in toy_sentences[:5]]
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        results = [r for batch in pool.map(one_client, range(16)) for r in batch]
+    assert len(results) == 80
+    assert all(out == expected[s] for s, out in results)
+
+
+def test_broken_model_folder_is_skipped_with_reason(model_dirs, tmp_path):
+    broken = tmp_path / "models"
+    shutil.copytree(model_dirs, broken)
+    (broken / "toy-plain" / "model.safetensors").write_bytes(b"junk")
+    registry = ModelRegistry.discover(broken, extra="s2s-demo/does-not-exist-anywhere")
+    assert registry.names == ["toy-attn"]
+    assert any("not a valid safetensors" in e for e in registry.errors.values())
+    assert len(registry.errors) == 2
