@@ -66,7 +66,8 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                 seed = gr.Number(value=0, precision=0, label="Seed", visible=False)
                 max_length = gr.Slider(1, 200, value=DEFAULTS.max_length, step=1, label="Max length")
         translation = gr.HighlightedText(label="Translation (colour: the model's probability of each token)",
-                                         show_legend=True, combine_adjacent=False)
+                                         show_legend=True, color_map=render.CONFIDENCE_COLORS,
+                                         show_inline_category=False, elem_id="translation")
         nbest = gr.Dataframe(label="n-best hypotheses", interactive=False, wrap=True)
         timing = gr.Markdown()
         with gr.Tab("Step by step"):
@@ -81,7 +82,9 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                     reset_btn = gr.Button("Reset", scale=1)
                 with gr.Row():
                     original_box = gr.Textbox(label="Original translation", interactive=False)
-                    whatif_box = gr.HighlightedText(label="With the forced token", show_legend=True)
+                    whatif_box = gr.HighlightedText(label="With the forced token", show_legend=True,
+                                                   color_map=render.CONFIDENCE_COLORS,
+                                                   show_inline_category=False, elem_id="what-if")
         with gr.Tab("Attention"):
             attention = gr.Plot(label="Attention")
         with gr.Tab("Beam search tree"):

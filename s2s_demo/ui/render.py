@@ -24,16 +24,19 @@ def display_piece(piece: str) -> str:
     return piece.replace("▁", " ").strip() or piece
 
 
-def highlighted_tokens(trace: dict) -> list[tuple[str, float]]:
-    """(text, probability) per output piece for gr.HighlightedText: the colour is how
-    sure the model was of the token it produced."""
-    out = []
-    for step in trace["steps"]:
-        if step["piece"] == "</s>":  # the end-of-sentence token is not part of the text
-            continue
-        text = step["piece"].replace("▁", " ")
-        out.append((text, round(step["model_prob"], 3)))
-    return out
+CONFIDENCE_BINS = ((0.9, "≥ 90%"), (0.5, "50–90%"), (0.2, "20–50%"), (0.0, "< 20%"))
+CONFIDENCE_COLORS = {"≥ 90%": "#86efac", "50–90%": "#bfdbfe", "20–50%": "#fde68a", "< 20%": "#fca5a5"}
+
+
+def confidence_label(prob: float) -> str:
+    return next(label for low, label in CONFIDENCE_BINS if prob >= low)
+
+
+def highlighted_tokens(trace: dict) -> list[tuple[str, str]]:
+    """(text, confidence bin) per output piece for gr.HighlightedText: the colour says how
+    sure the model was of the token it produced (its raw softmax probability)."""
+    return [(step["piece"].replace("▁", " "), confidence_label(step["model_prob"]))
+            for step in trace["steps"] if step["piece"] != "</s>"]  # EOS is not part of the text
 
 
 def nbest_table(trace: dict) -> pd.DataFrame:
@@ -85,7 +88,7 @@ def steps_overview_plot(trace: dict) -> go.Figure:
         z=[probs, [e / max_entropy for e in entropy]], x=pieces, y=["p(chosen)", "entropy"],
         customdata=[probs, entropy], colorscale="Blues", zmin=0, zmax=1, showscale=False,
         hovertemplate="%{x}<br>%{y}: %{customdata:.3f}<extra></extra>"))
-    fig.update_layout(height=170, margin=dict(l=70, r=10, t=30, b=60), title="All steps",
+    fig.update_layout(height=210, margin=dict(l=70, r=10, t=30, b=70), title="All steps (darker = higher)",
                       xaxis=dict(tickangle=-45))
     return fig
 

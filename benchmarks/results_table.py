@@ -1,0 +1,24 @@
+"""The README's results table, built from the shipped model cards' results.json.
+
+    python -m benchmarks.results_table
+"""
+
+import json
+from pathlib import Path
+
+MODELS = Path(__file__).resolve().parents[1] / "assets" / "models"
+
+
+def main() -> None:
+    print("| model | split | BLEU greedy | BLEU beam 5 | chrF beam 5 | reproduce |")
+    print("|---|---|---|---|---|---|")
+    for folder in sorted(p for p in MODELS.iterdir() if (p / "results.json").exists()):
+        data = json.loads((folder / "results.json").read_text())
+        for split, by_method in data["results"].items():
+            cmd = (f"`python -m train.evaluate --model assets/models/{folder.name} --split {split}`")
+            print(f"| {folder.name} | {split} | {by_method['greedy']['bleu']:.2f} | {by_method['beam5']['bleu']:.2f}"
+                  f" | {by_method['beam5']['chrf']:.2f} | {cmd} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""The page in a real browser: Debian's Chromium driven by Playwright.
+
+Set S2S_SCREENSHOT_DIR to keep the screenshots (the README's come from assets/screenshots).
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from s2s_demo import hub
+from s2s_demo.ui.blocks import build_demo
+from s2s_demo.ui.registry import ModelRegistry
+
+from .conftest import ROOT, make_model
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-quic"]
+XSS = "<img src=x onerror=\"window.__pwned=1;alert(1)\"><script>window.__pwned=2</script>"
+
+pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM),
+                                reason="Debian's chromium is not installed (.ci/run installs it)")
+
+
+@pytest.fixture(scope="module")
+def page_url(tmp_path_factory, toy_tokenizer, toy_tokenizer_dir):
+    shipped = ROOT / "assets" / "models"
+    registry = ModelRegistry.discover(shipped, extra="")
+    if not registry.names:  # before any model is shipped, a toy one shows the page works
+        folder = tmp_path_factory.mktemp("m") / "toy"
+        hub.save_folder(make_model(toy_tokenizer), toy_tokenizer_dir, folder)
+        registry = ModelRegistry([hub.load(folder)])
+    demo = build_demo(registry)
+    demo.queue(default_concurrency_limit=2)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    yield url, registry
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def _shots() -> Path | None:
+    folder = os.environ.get("S2S_SCREENSHOT_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        return Path(folder)
+    return None
+
+
+def _source_sentence(registry) -> str:
+    lang = registry.get(None).model.config.src_lang
+    return {"de": "Ein Mann mit einem roten Hut fährt Fahrrad auf der Straße.",
+            "en": "A man in a red hat rides a bike down the street."}.get(lang, "Ein Mann fährt Fahrrad.")
+
+
+def test_translate_explore_and_what_if(page_url, browser, tmp_path):
+    url, registry = page_url
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(url)
+    box = page.get_by_label("Source sentence", exact=False)
+    box.fill(_source_sentence(registry))
+    page.get_by_role("button", name="Translate").click()
+    expected = registry.get(None).translate(_source_sentence(registry)).translation
+    _wait_for_text(page, "#translation", expected)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+    assert page.locator(".js-plotly-plot").count() >= 2  # overview and the step distribution
+    shots = _shots() or tmp_path
+    page.screenshot(path=str(shots / "translate.png"), full_page=True)
+
+    page.get_by_role("button", name="Re-decode with this token").click()
+    page.wait_for_function("(() => { const t = document.querySelector('#what-if').innerText;"
+                           " return t.includes('%') && !t.includes('processing'); })()", timeout=30_000)
+    page.screenshot(path=str(shots / "what-if.png"), full_page=True)
+
+    page.get_by_role("tab", name="Attention").click()
+    page.wait_for_timeout(500)
+    assert page.locator(".js-plotly-plot").count() >= 1
+    page.screenshot(path=str(shots / "attention.png"), full_page=True)
+    page.get_by_role("tab", name="Beam search tree").click()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(shots / "beam-tree.png"), full_page=True)
+    assert not dialogs
+
+
+def _wait_for_text(page, selector: str, expected: str) -> None:
+    """Wait until the element's text, spaces removed, holds the expected words."""
+    squashed = "".join(expected.split())[:40]
+    page.wait_for_function(
+        "([sel, want]) => { const el = document.querySelector(sel);"
+        " return el && el.innerText.replace(/\\s+/g, '').includes(want); }",
+        arg=[selector, squashed], timeout=30_000)
+
+
+def test_html_in_the_text_is_never_rendered(page_url, browser):
+    url, _ = page_url
+    page = browser.new_page()
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(url)
+    page.get_by_label("Source sentence", exact=False).fill(XSS)
+    page.get_by_role("button", name="Translate").click()
+    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+    page.get_by_role("tab", name="Attention").click()
+    page.wait_for_timeout(1000)
+    assert page.evaluate("window.__pwned") is None
+    assert not dialogs
+    assert page.locator("img[src='x']").count() == 0
+
+
+def test_empty_input_shows_an_error_and_page_keeps_working(page_url, browser):
+    url, registry = page_url
+    page = browser.new_page()
+    page.goto(url)
+    page.get_by_role("button", name="Translate").click()
+    page.get_by_text("the text is empty", exact=False).first.wait_for(timeout=15_000)
+    page.get_by_label("Source sentence", exact=False).fill(_source_sentence(registry))
+    page.get_by_role("button", name="Translate").click()
+    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)

@@ -1,0 +1,84 @@
+"""Training: overfitting a toy corpus, exact resume, multi-process (DDP) training."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from s2s_demo import hub
+from s2s_demo.settings import DecodeSettings
+from train.configuration import load_config
+from train.train import train
+
+from .conftest import ROOT
+
+
+def write_config(tmp_path, toy_corpus, out_dir, **training):
+    config = {
+        "data": {"corpus": "parallel", "path": str(toy_corpus), "src_lang": "de", "tgt_lang": "en",
+                 "vocab_size": 120},
+        "model": {"emb_size": 48, "enc_hidden_size": 64, "dec_hidden_size": 96, "dropout": 0.0,
+                  "emb_dropout": 0.0, "attention": "general"},
+        "training": {"lr": 0.01, "schedule": "constant", "warmup_steps": 1, "batch_tokens": 200,
+                     "label_smoothing": 0.0, "max_steps": 250, "valid_every": 1000, "checkpoint_every": 50,
+                     "average_checkpoints": 1, "out_dir": str(out_dir), "threads": 1, **training},
+    }
+    path = tmp_path / f"{out_dir.name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_tiny_model_overfits_and_translates_its_training_set(tmp_path, toy_corpus):
+    config = load_config(write_config(tmp_path, toy_corpus, tmp_path / "run"))
+    folder = train(config)
+    translator = hub.load(folder)
+    sources = (toy_corpus / "train.de").read_text(encoding="utf-8").splitlines()
+    targets = (toy_corpus / "train.en").read_text(encoding="utf-8").splitlines()
+    tok = translator.tokenizer
+    expected = [tok.decode_target(tok.encode_target(t)) for t in targets]
+    got = translator.translate_batch(sources, DecodeSettings(method="greedy"))
+    assert got == expected
+    assert (tmp_path / "run" / "metrics.jsonl").read_text().count("train_loss") >= 10
+
+
+def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, toy_corpus):
+    kw = {"max_steps": 40, "checkpoint_every": 10}
+    straight = load_config(write_config(tmp_path, toy_corpus, tmp_path / "straight", **kw))
+    straight["model"].update(dropout=0.3, emb_dropout=0.2)  # the RNG state must be restored too
+    train(straight)
+
+    broken = load_config(write_config(tmp_path, toy_corpus, tmp_path / "broken", **{**kw, "max_steps": 27}))
+    broken["model"].update(dropout=0.3, emb_dropout=0.2)
+    train(broken)
+    ckpts = tmp_path / "broken" / "checkpoints"
+    # a kill at step 27 leaves only the step-20 checkpoint behind
+    shutil.copy(ckpts / "step-20.pt", ckpts / "last.pt")
+    broken["training"]["max_steps"] = 40
+    train(broken)
+
+    a = torch.load(tmp_path / "straight" / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(ckpts / "last.pt", weights_only=True)
+    assert a["progress"]["step"] == b["progress"]["step"] == 40
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+
+
+@pytest.mark.timeout(600)
+def test_torchrun_two_processes(tmp_path, toy_corpus):
+    config = write_config(tmp_path, toy_corpus, tmp_path / "ddp", max_steps=20, checkpoint_every=10,
+                          valid_every=10, valid_max_sentences=4)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                             "--master_port=0", "-m", "train.train", "--config", str(config)],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "model folder" in result.stdout
+    translator = hub.load(tmp_path / "ddp" / "model")
+    assert isinstance(translator.translate(translator.tokenizer.source.decode([10, 11])).translation, str)
+    progress = torch.load(tmp_path / "ddp" / "checkpoints" / "last.pt", weights_only=True)["progress"]
+    assert progress["step"] == 20
+    assert "valid_bleu" in (tmp_path / "ddp" / "metrics.jsonl").read_text()
