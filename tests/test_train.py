@@ -72,8 +72,8 @@ def test_torchrun_two_processes(tmp_path, toy_corpus):
     config = write_config(tmp_path, toy_corpus, tmp_path / "ddp", max_steps=20, checkpoint_every=10,
                           valid_every=10, valid_max_sentences=4)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                             "--master_port=0", "-m", "train.train", "--config", str(config)],
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             "-m", "train.train", "--config", str(config)],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "model folder" in result.stdout

@@ -1,0 +1,25 @@
+import subprocess
+import sys
+
+from s2s_demo import hub
+
+from .conftest import ROOT, make_model
+
+
+def test_translate_command_reads_lines_and_writes_one_per_line(tmp_path, toy_tokenizer, toy_tokenizer_dir,
+                                                               toy_sentences):
+    folder = hub.save_folder(make_model(toy_tokenizer), toy_tokenizer_dir, tmp_path / "toy")
+    lines = [toy_sentences[0], "", toy_sentences[1]]
+    result = subprocess.run([sys.executable, "-m", "s2s_demo", "translate", "--model", str(folder),
+                             "--method", "greedy"], input="\n".join(lines) + "\n", capture_output=True,
+                            text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.split("\n")[:-1]
+    expected = hub.load(folder).translate_batch(lines, hub.load(folder).default_settings().replace(method="greedy"))
+    assert out == expected and out[1] == "" and out[0]
+
+
+def test_translate_command_bad_model_is_a_clear_error(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "s2s_demo", "translate", "--model", str(tmp_path / "none")],
+                            input="", capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 2 and "does not exist" in result.stderr
