@@ -152,7 +152,10 @@ class Seq2Seq(nn.Module):
         emb = self.emb_dropout(self.tgt_embed(tgt_in))
         if self.config.input_feeding:
             return self._decode_input_feeding(emb, state)
-        out, (h, c) = self.decoder(emb, (state.h, state.c))
+        if not self.training and emb.size(1) == 1:
+            out, (h, c) = self._lstm_step(emb, state.h, state.c)
+        else:
+            out, (h, c) = self.decoder(emb, (state.h, state.c))
         pre, attn = self._combine(out, state)
         return pre, attn, DecoderState(h, c, None, state.memory, state.keys, state.src_mask)
 
@@ -163,13 +166,47 @@ class Seq2Seq(nn.Module):
         h, c, feed = state.h, state.c, state.feed
         for t in range(emb.size(1)):
             x = torch.cat([emb[:, t : t + 1], feed.unsqueeze(1)], dim=-1)
-            out, (h, c) = self.decoder(x, (h, c))
+            if self.training:
+                out, (h, c) = self.decoder(x, (h, c))
+            else:
+                out, (h, c) = self._lstm_step(x, h, c)
             pre, attn = self._combine(out, state)
             feed = pre.squeeze(1)
             outputs.append(pre)
             attns.append(attn)
         new_state = DecoderState(h, c, feed, state.memory, state.keys, state.src_mask)
         return torch.cat(outputs, 1), torch.cat(attns, 1), new_state
+
+    def _lstm_step(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor
+                   ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """One decoder LSTM step in inference: x (N, 1, I), h/c (L, N, Hd) -> out (N, 1, Hd).
+
+        Same maths as ``nn.LSTM`` (gates i, f, g, o), but one addmm per layer on fused
+        weights: for a single time step torch's LSTM kernel costs ~8x more on CPU.
+        """
+        inp = x.squeeze(1)
+        new_h, new_c = [], []
+        for layer, (weight, bias) in enumerate(self._fused_decoder_weights()):
+            gates = torch.addmm(bias, torch.cat([inp, h[layer]], dim=1), weight)
+            i, f, g, o = gates.chunk(4, dim=1)
+            c_next = torch.sigmoid(f) * c[layer] + torch.sigmoid(i) * torch.tanh(g)
+            inp = torch.sigmoid(o) * torch.tanh(c_next)
+            new_h.append(inp)
+            new_c.append(c_next)
+        return inp.unsqueeze(1), (torch.stack(new_h), torch.stack(new_c))
+
+    def _fused_decoder_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer ([W_ih W_hh]^T (I+Hd, 4Hd), b_ih + b_hh), rebuilt when weights change."""
+        params = [getattr(self.decoder, f"{kind}_l{k}") for k in range(self.config.num_layers)
+                  for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        key = tuple((p.data_ptr(), p._version) for p in params)
+        cached = getattr(self, "_fused_cache", None)
+        if cached is None or cached[0] != key:
+            with torch.no_grad():
+                fused = [(torch.cat([params[4 * k], params[4 * k + 1]], 1).t().contiguous(),
+                          params[4 * k + 2] + params[4 * k + 3]) for k in range(self.config.num_layers)]
+            self._fused_cache = (key, fused)
+        return self._fused_cache[1]
 
     def _combine(self, out: torch.Tensor, state: DecoderState
                  ) -> tuple[torch.Tensor, torch.Tensor | None]:

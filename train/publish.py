@@ -88,8 +88,8 @@ def write_card(out: Path, config: dict, translator, results: dict, summary: dict
     tps = summary["tokens_per_s"]
     body = f"""# {name}: {src}→{tgt} LSTM translator (Multi30k)
 
-{description}. Part of [s2s-demo](https://huggingface.co/spaces): a demo that shows every
-decoding step, the attention and the beam search of this model.
+{description}. Made with s2s-demo, a demo that shows every decoding step, the attention
+and the beam search of this model.
 
 ## Results
 
