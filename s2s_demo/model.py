@@ -152,7 +152,7 @@ class Seq2Seq(nn.Module):
         emb = self.emb_dropout(self.tgt_embed(tgt_in))
         if self.config.input_feeding:
             return self._decode_input_feeding(emb, state)
-        if not self.training and emb.size(1) == 1:
+        if not self.training and not torch.is_grad_enabled() and emb.size(1) == 1:
             out, (h, c) = self._lstm_step(emb, state.h, state.c)
         else:
             out, (h, c) = self.decoder(emb, (state.h, state.c))
@@ -166,7 +166,7 @@ class Seq2Seq(nn.Module):
         h, c, feed = state.h, state.c, state.feed
         for t in range(emb.size(1)):
             x = torch.cat([emb[:, t : t + 1], feed.unsqueeze(1)], dim=-1)
-            if self.training:
+            if self.training or torch.is_grad_enabled():
                 out, (h, c) = self.decoder(x, (h, c))
             else:
                 out, (h, c) = self._lstm_step(x, h, c)

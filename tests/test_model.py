@@ -43,7 +43,8 @@ def test_step_by_step_equals_teacher_forcing(toy_tokenizer, toy_sentences, atten
     state = model.encode(src, lengths)
     got = []
     for t in range(4):
-        log_probs, attn, state = model.step(tgt_in[:, t], state)
+        with torch.no_grad():  # inference takes the fused single-step LSTM path
+            log_probs, attn, state = model.step(tgt_in[:, t], state)
         got.append(log_probs.gather(1, tgt_out[:, t : t + 1]).squeeze(1))
         if attention == "none":
             assert attn is None
