@@ -20,6 +20,9 @@ torch.set_num_threads(int(os.environ.get("S2S_TORCH_THREADS", "1")))
 CONCURRENCY = int(os.environ.get("S2S_CONCURRENCY", str(os.cpu_count() or 2)))
 
 registry = ModelRegistry.discover(Path(__file__).parent / "assets" / "models")
+if not registry.names:
+    reasons = "; ".join(f"{ref}: {why}" for ref, why in registry.errors.items()) or "assets/models is empty"
+    raise SystemExit(f"No model could be loaded ({reasons}). Set S2S_MODELS to a model folder or Hub repo id.")
 demo = build_demo(registry)
 demo.queue(default_concurrency_limit=CONCURRENCY, max_size=int(os.environ.get("S2S_MAX_QUEUE", "64")))
 
