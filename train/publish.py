@@ -52,7 +52,9 @@ def training_summary(run_dir: Path) -> dict:
     valid = [r for r in rows if "valid_bleu" in r]
     last = valid[-1] if valid else {}
     seconds, tokens = last.get("train_seconds", 0.0), last.get("train_tokens", 0)
-    steps = max((r["step"] for r in rows), default=0)
+    checkpoint = run_dir / "checkpoints" / "last.pt"  # the log has every 20th step only
+    steps = (torch.load(checkpoint, weights_only=True)["progress"]["step"] if checkpoint.exists()
+             else max((r["step"] for r in rows), default=0))
     return {"steps": steps, "train_seconds": round(seconds), "train_tokens": tokens,
             "tokens_per_s": round(tokens / seconds) if seconds else None,
             "validations": [(r["step"], round(r["valid_bleu"], 2)) for r in valid]}
