@@ -266,9 +266,9 @@ class _Search:
         heuristic with one.
         """
         best_alive = self.scores.max(dim=1).values
-        full = torch.tensor([len(f) >= self.W for f in self.finished], device=self.device)
         bound = best_alive / length_normalizer(t + 1, self.settings)
-        self.done |= (full & (self.kth_best >= bound)) | (best_alive == NEG_INF)
+        # kth_best stays -inf until W hypotheses have finished, so it cannot pass a finite bound
+        self.done |= (self.kth_best >= bound) | (best_alive == NEG_INF)
 
     def _record_step(self, raw, used, attn, forced, parents, tokens, cand_scores,
                      valid, finishing, chosen, alive_ok) -> None:
@@ -282,6 +282,7 @@ class _Search:
         parent_nodes = self.node_ids.gather(1, parents)
         status = torch.where(finishing, 2, torch.where(kept, 1, 0))
         new_ids = torch.zeros_like(self.node_ids)
+        slot_of = {cand: slot for slot, cand in enumerate(chosen[0].tolist())}
         for c, (ok, parent, token, score, st) in enumerate(zip(
                 valid[0].tolist(), parent_nodes[0].tolist(), tokens[0].tolist(),
                 cand_scores[0].tolist(), status[0].tolist())):
@@ -292,8 +293,7 @@ class _Search:
             record.nodes.append({"id": node_id, "parent": parent, "token_id": token, "score": score,
                                  "status": ("pruned", "kept", "finished")[st]})
             if st == 1:
-                slot = int((chosen[0] == c).nonzero()[0, 0])
-                new_ids[0, slot] = node_id
+                new_ids[0, slot_of[c]] = node_id
         self.node_ids = new_ids
         self.steps.append(record)
 

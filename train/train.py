@@ -281,7 +281,7 @@ def train(config: dict, rank: int = 0, world: int = 1) -> Path:
     bar.close()
     if rank == 0:
         save_checkpoint(last, model, optimizer, scheduler, progress)
-        folder = export_model(core, out_dir, tcfg)
+        export_model(core, out_dir, tcfg)
     barrier(world)
     if world > 1:
         dist.destroy_process_group()

@@ -38,7 +38,8 @@ def translate_request(registry: ModelRegistry, text: str, model: str | None, met
         trace = translator.translate(text, settings).to_dict()
     except (InputError, SettingsError, UnknownModelError) as err:
         raise RequestError(str(err)) from err
-    trace["model"] = registry.get(model).name if model in registry.translators else registry.default
+    # the registry's name (unique), so a what-if re-decode asks for the same model
+    trace["model"] = model or registry.default
     return trace
 
 
