@@ -9,6 +9,7 @@ recording are shared. Scores are sums of the model's raw log-probs; constraints
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 
@@ -23,7 +24,8 @@ NEG_INF = float("-inf")
 @dataclass
 class Hypothesis:
     """A finished output: ``tokens`` end with EOS; ``token_logprobs`` are the model's raw
-    log-probs of each token; ``slots`` the beam row each token was produced from."""
+    log-probs of each token; ``used_logprobs`` the log-probs in the distribution the method
+    used (recorded searches only, else empty); ``slots`` the beam row each token came from."""
 
     tokens: list[int]
     token_logprobs: list[float]
@@ -35,27 +37,43 @@ class Hypothesis:
 
 @dataclass
 class StepRecord:
-    """What one step computed for all W rows of a sentence (tensors, converted later).
+    """One step of the best hypothesis of a recorded search.
 
-    ``raw_top``/``used_top``: (values (W, n) log-probs, ids (W, n)); ``raw_entropy``,
-    ``used_entropy``: (W,); ``attention``: (W, S) or None; ``nodes``: the beam-tree
-    candidates proposed at this step.
+    ``raw_top``/``used_top``: (values (n,) log-probs, ids (n,)) of the model's softmax and
+    of the distribution the method used, at the beam row the best hypothesis came from;
+    ``raw_entropy``/``used_entropy``: their entropies; ``attention``: (S,) or None.
     """
 
     raw_top: tuple[torch.Tensor, torch.Tensor]
     used_top: tuple[torch.Tensor, torch.Tensor]
-    raw_entropy: torch.Tensor
-    used_entropy: torch.Tensor
+    raw_entropy: float
+    used_entropy: float
     attention: torch.Tensor | None
     forced: bool
-    nodes: list[dict] = field(default_factory=list)
 
 
 @dataclass
 class SearchResult:
+    """``steps``: the best hypothesis' steps (recorded searches only); ``nodes``: every
+    candidate the search proposed, as dicts with id, parent, step, token_id, score, status."""
+
     hypotheses: list[Hypothesis]
-    steps: list[StepRecord]
-    seed: int | None
+    steps: list[StepRecord] = field(default_factory=list)
+    nodes: list[dict] = field(default_factory=list)
+    seed: int | None = None
+
+
+@dataclass
+class _Finished:
+    """A hypothesis that ended at ``step`` from beam row ``parent``; its tokens are read
+    back through the back-pointers when the search ends."""
+
+    step: int
+    parent: int
+    raw_logprob: float
+    used_logprob: float
+    logprob: float
+    score: float
 
 
 def length_normalizer(length: int | torch.Tensor, settings: DecodeSettings):
@@ -67,8 +85,9 @@ def length_normalizer(length: int | torch.Tensor, settings: DecodeSettings):
 
 
 def _entropy(log_probs: torch.Tensor) -> torch.Tensor:
-    probs = log_probs.exp()
-    return -(probs * log_probs.masked_fill(probs == 0, 0.0)).sum(-1)
+    """(..., V) log-probs -> (...,) entropy in nats (0 * log 0 counts as 0)."""
+    # clamping -inf to the lowest float turns 0 * -inf (nan) into 0; cheaper than entr's log
+    return -(log_probs.exp() * log_probs.clamp(min=torch.finfo(log_probs.dtype).min)).sum(-1)
 
 
 def _sampling_distribution(log_probs: torch.Tensor, settings: DecodeSettings) -> torch.Tensor:
@@ -89,8 +108,97 @@ def _sampling_distribution(log_probs: torch.Tensor, settings: DecodeSettings) ->
     return scores
 
 
+class _Recorder:
+    """Per-step distributions, attention and search-tree candidates of one sentence.
+
+    A step only keeps references to tensors the search computed anyway; the top-n and
+    entropies are computed when the search ends, for the best hypothesis' rows only, in
+    one batched topk. Should the held distributions pass ``BUDGET`` floats (long outputs
+    with wide beams), the held steps are summarised for all rows at once to free them.
+    """
+
+    BUDGET = 8_000_000
+
+    def __init__(self, top_n: int, width: int) -> None:
+        self.top_n, self.width = top_n, width
+        self.held: list[tuple[torch.Tensor, torch.Tensor]] = []  # raw, used (W, V) per step
+        self.summaries: list[tuple[torch.Tensor, ...]] = []      # per step, when over budget
+        self.held_floats = 0
+        self.attention: list[torch.Tensor | None] = []
+        self.forced: list[bool] = []
+        self.candidates: list[tuple[torch.Tensor, ...]] = []
+
+    def add(self, raw, used, attn, forced, candidates: tuple[torch.Tensor, ...]) -> None:
+        """raw/used (W, V), attn (W, S) or None; candidates: parents, tokens, scores, valid,
+        finishing (each (1, C)) and chosen, alive_ok (each (1, W))."""
+        self.held.append((raw, used))
+        self.attention.append(attn)
+        self.forced.append(forced)
+        self.candidates.append(candidates)
+        self.held_floats += 2 * raw.numel()
+        if self.held_floats > self.BUDGET:
+            self._summarise_held()
+
+    def _summarise(self, raw: torch.Tensor, used: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """raw/used (..., V) -> top values, ids (2, ..., n) and entropies (2, ...)."""
+        both = torch.stack([raw, used])
+        top = both.topk(min(self.top_n, both.size(-1)), dim=-1)
+        return top.values, top.indices, _entropy(both)
+
+    def _summarise_held(self) -> None:
+        raws, useds = zip(*self.held)
+        values, ids, entropy = self._summarise(torch.stack(raws), torch.stack(useds))  # (2, k, W, n)
+        self.summaries.extend((values[:, i], ids[:, i], entropy[:, i]) for i in range(len(raws)))
+        self.held, self.held_floats = [], 0
+
+    def path_steps(self, slots: list[int]) -> list[StepRecord]:
+        """StepRecords of the hypothesis whose token t came from beam row ``slots[t]``."""
+        done = len(self.summaries)
+        parts = [(v[:, slot], i[:, slot], e[:, slot]) for (v, i, e), slot in zip(self.summaries, slots)]
+        rest = slots[done:]
+        if rest:
+            raw = torch.stack([self.held[t][0][slot] for t, slot in enumerate(rest)])
+            used = torch.stack([self.held[t][1][slot] for t, slot in enumerate(rest)])
+            values, ids, entropy = self._summarise(raw, used)  # (2, k, n), (2, k)
+            parts.extend((values[:, t], ids[:, t], entropy[:, t]) for t in range(len(rest)))
+        records = []
+        for t, ((values, ids, entropy), slot) in enumerate(zip(parts, slots)):
+            attn = self.attention[t]
+            records.append(StepRecord((values[0], ids[0]), (values[1], ids[1]), float(entropy[0]),
+                                      float(entropy[1]), attn[slot] if attn is not None else None,
+                                      self.forced[t]))
+        return records
+
+    def nodes(self) -> list[dict]:
+        """Number every valid candidate (node 0 is the start) and link it to its parent's node."""
+        if not self.candidates:
+            return []
+        parents, tokens, scores, valid, finishing, chosen, alive_ok = (
+            torch.cat(col).tolist() for col in zip(*self.candidates))
+        nodes, node_of_slot, next_id = [], [0] * self.width, 1
+        for t in range(len(parents)):
+            slot_of = {c: slot for slot, (c, ok) in enumerate(zip(chosen[t], alive_ok[t])) if ok}
+            new_nodes = [0] * self.width
+            for c, ok in enumerate(valid[t]):
+                if not ok:
+                    continue
+                status = "finished" if finishing[t][c] else "kept" if c in slot_of else "pruned"
+                nodes.append({"id": next_id, "parent": node_of_slot[parents[t][c]], "step": t,
+                              "token_id": tokens[t][c], "score": scores[t][c], "status": status})
+                if c in slot_of:
+                    new_nodes[slot_of[c]] = next_id
+                next_id += 1
+            node_of_slot = new_nodes
+        return nodes
+
+
 class _Search:
-    """State of one batched search; see the module docstring."""
+    """State of one batched search; see the module docstring.
+
+    Rows keep no growing sequence tensors: each step stores back-pointers (B, W) (the
+    chosen tokens, their parent rows and log-probs) and finished hypotheses are read back
+    through them at the end, so a step costs a fixed, small number of tensor ops.
+    """
 
     def __init__(self, model: Seq2Seq, sources: list[list[int]], settings: DecodeSettings,
                  record: bool) -> None:
@@ -98,9 +206,9 @@ class _Search:
             raise ValueError("recording a trace needs exactly one source sentence")
         if any(len(s) == 0 for s in sources):
             raise ValueError("every source sentence needs at least one token")
-        self.model, self.settings, self.record = model, settings, record
+        self.model, self.settings = model, settings
         cfg = model.config
-        self.eos, self.bos, self.unk = cfg.eos_id, cfg.bos_id, cfg.unk_id
+        self.eos = cfg.eos_id
         self.B, self.W = len(sources), settings.width
         device = next(model.parameters()).device
         lengths = torch.tensor([len(s) for s in sources], device=device)
@@ -111,22 +219,24 @@ class _Search:
         rows = torch.arange(self.B, device=device).repeat_interleave(self.W)
         self.state = state.select(rows, memory_rows=rows) if self.W > 1 else state
         caps = (lengths.float() * settings.max_length_ratio + 10).floor().long()
-        self.caps = caps.clamp(max=settings.max_length)
+        self.caps = caps.clamp(max=settings.max_length).repeat_interleave(self.W)  # (B*W,)
+        self.first_cap = int(self.caps.min())
         self.device = device
         self.scores = torch.full((self.B, self.W), NEG_INF, device=device)
         self.scores[:, 0] = 0.0
-        empty = torch.zeros(self.B, self.W, 0, device=device)
-        self.seqs = empty.long()
-        self.raw_lp = empty
-        self.used_lp = empty.clone()
-        self.slots = empty.long()
-        self.prev = torch.full((self.B * self.W,), self.bos, dtype=torch.long, device=device)
-        self.finished: list[list[Hypothesis]] = [[] for _ in range(self.B)]
+        self.batch_rows = torch.arange(self.B, device=device).unsqueeze(1) * self.W  # (B, 1)
+        self.prev = torch.full((self.B * self.W,), cfg.bos_id, dtype=torch.long, device=device)
+        self.masks = self._token_masks(cfg, device)
+        # back-pointers, one (B, W) tensor per step
+        self.kept_tokens: list[torch.Tensor] = []
+        self.kept_parents: list[torch.Tensor] = []
+        self.kept_raw: list[torch.Tensor] = []
+        self.kept_used: list[torch.Tensor] = []
+        self.row_seqs: list[list[int]] = [[] for _ in range(self.B * self.W)]  # n-gram blocking only
+        self.finished: list[list[_Finished]] = [[] for _ in range(self.B)]
         self.done = torch.zeros(self.B, dtype=torch.bool, device=device)
         self.kth_best = torch.full((self.B,), NEG_INF, device=device)
-        self.steps: list[StepRecord] = []
-        self.node_ids = torch.zeros(self.B, self.W, dtype=torch.long, device=device)
-        self.next_node = 1
+        self.recorder = _Recorder(settings.record_top_n, self.W) if record else None
         self.seed = None
         self.generator = None
         if settings.method == "sample":
@@ -134,28 +244,30 @@ class _Search:
             self.generator = torch.Generator(device=device).manual_seed(self.seed)
 
     # ------------------------------------------------------------ constraints
+    def _token_masks(self, cfg, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Additive (V,) masks of tokens no method may pick: (any step, before min_length)."""
+        mask = torch.zeros(cfg.tgt_vocab_size, device=device)
+        mask[[cfg.bos_id, cfg.pad_id] + ([cfg.unk_id] if self.settings.ban_unk else [])] = NEG_INF
+        early = mask.clone()
+        early[cfg.eos_id] = NEG_INF
+        return mask, early
+
     def _banned(self, log_probs: torch.Tensor, t: int) -> torch.Tensor:
         """Remove tokens no method may pick at step t: (N, V) -> (N, V)."""
         s = self.settings
-        lp = log_probs.clone()
-        if s.ban_unk:
-            lp[:, self.unk] = NEG_INF
-        lp[:, self.bos] = NEG_INF
-        lp[:, self.model.config.pad_id] = NEG_INF
-        if t < s.min_length:
-            lp[:, self.eos] = NEG_INF
+        lp = log_probs + self.masks[1 if t < s.min_length else 0]
         if s.no_repeat_ngram_size:
             self._block_ngrams(lp)
-        # the last allowed step of a sentence may only end it
-        at_cap = (self.caps - 1 <= t).repeat_interleave(self.W)
-        if at_cap.any():
+        if t >= self.first_cap - 1:
+            # the last allowed step of a sentence may only end it
+            at_cap = self.caps - 1 <= t
             lp[at_cap] = NEG_INF
             lp[at_cap, self.eos] = log_probs[at_cap, self.eos]
         return lp
 
     def _block_ngrams(self, lp: torch.Tensor) -> None:
         n = self.settings.no_repeat_ngram_size
-        for row, seq in enumerate(self.seqs.view(self.B * self.W, -1).tolist()):
+        for row, seq in enumerate(self.row_seqs):
             if len(seq) < n - 1 or n < 1:
                 continue
             context = tuple(seq[len(seq) - n + 1:]) if n > 1 else ()
@@ -173,90 +285,103 @@ class _Search:
 
     # ------------------------------------------------------------ proposals
     def _propose(self, select_lp: torch.Tensor, raw: torch.Tensor
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Candidates for each sentence, best first: parents (B, C), tokens (B, C),
-        cumulative raw scores (B, C)."""
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Candidates for each sentence, best first: parents (B, C), tokens (B, C), their
+        flat index into a sentence's (W * V) scores (B, C) and cumulative raw scores (B, C)."""
         B, W, V = self.B, self.W, select_lp.size(-1)
         if self.settings.method == "beam":
-            total = (self.scores.unsqueeze(-1) + select_lp.view(B, W, V)).view(B, W * V)
-            scores, flat = total.topk(min(2 * W, W * V), dim=-1)
-            return flat // V, flat % V, scores
+            total = self.scores.unsqueeze(-1) + select_lp.view(B, W, V)
+            # best 2W per row, then best 2W of those: the same set as one topk over W * V,
+            # but row-wise topk runs ~2x faster than one over the flattened rows
+            k = min(2 * W, V)
+            row_scores, row_tokens = total.topk(k, dim=-1)  # (B, W, k)
+            scores, pick = row_scores.view(B, W * k).topk(min(2 * W, W * k), dim=-1)
+            parents = pick // k
+            tokens = row_tokens.view(B, W * k).gather(1, pick)
+            return parents, tokens, parents * V + tokens, scores
         if self.settings.method == "greedy":
             tokens = select_lp.argmax(-1, keepdim=True)
         else:
             tokens = torch.multinomial(select_lp.exp(), 1, generator=self.generator)
-        parents = torch.zeros_like(tokens)
         gained = raw.gather(1, tokens)
         gained = torch.where(select_lp.gather(1, tokens) > NEG_INF, gained, NEG_INF)
-        return parents, tokens, self.scores + gained
+        return torch.zeros_like(tokens), tokens, tokens, self.scores + gained
 
     # ------------------------------------------------------------ main loop
     def run(self) -> list[SearchResult]:
         s = self.settings
+        # greedy and beam pick from `allowed`; its renormalised form is only shown
+        needs_used = s.method == "sample" or self.recorder is not None
         for t in range(int(self.caps.max())):
             raw, attn, self.state = self.model.step(self.prev, self.state)
             allowed = self._banned(raw, t)
-            used = _sampling_distribution(allowed, s) if s.method == "sample" else \
-                torch.log_softmax(allowed, dim=-1)
+            used = None
+            if needs_used:
+                used = _sampling_distribution(allowed, s) if s.method == "sample" else \
+                    torch.log_softmax(allowed, dim=-1)
             forced = t < len(s.forced_prefix)
             select_lp = self._force(raw, t) if forced else (used if s.method == "sample" else allowed)
-            parents, tokens, cand_scores = self._propose(select_lp, raw)
-            self._advance(t, raw, used, attn, forced, parents, tokens, cand_scores)
+            self._advance(t, raw, used, attn, forced, *self._propose(select_lp, raw))
             if bool(self.done.all()):
                 break
-        return [SearchResult(sorted(f, key=lambda h: -h.score)[: s.n_best], self.steps, self.seed)
-                for f in self.finished]
+        return self._results()
 
-    def _advance(self, t, raw, used, attn, forced, parents, tokens, cand_scores) -> None:
-        B, W = self.B, self.W
+    def _advance(self, t, raw, used, attn, forced, parents, tokens, flat, cand_scores) -> None:
+        B, W, V = self.B, self.W, raw.size(-1)
         C = tokens.size(1)
-        batch_rows = torch.arange(B, device=self.device).unsqueeze(1) * W
-        rows = (batch_rows + parents).view(-1)
-        cand_raw = raw[rows, tokens.view(-1)].view(B, C)
-        cand_used = used[rows, tokens.view(-1)].view(B, C)
+        cand_raw = raw.view(B, W * V).gather(1, flat)
+        cand_used = used.view(B, W * V).gather(1, flat) if used is not None else None
         valid = (cand_scores > NEG_INF) & ~self.done.unsqueeze(1)
         is_eos = tokens == self.eos
-        rank = torch.arange(C, device=self.device).unsqueeze(0)
-        finishing = is_eos & valid & (rank < W)
-        # first W candidates that do not end the sentence stay alive
-        order_key = (is_eos | ~valid).long() * C + rank
-        chosen = order_key.topk(W, dim=1, largest=False).indices if C > W else \
-            order_key.argsort(dim=1)[:, :W]
-        alive_ok = valid.gather(1, chosen) & ~is_eos.gather(1, chosen)
-        if self.record:
-            self._record_step(raw, used, attn, forced, parents, tokens, cand_scores,
-                              valid, finishing, chosen, alive_ok)
-        if finishing.any():
+        if C == 1:  # greedy, sampling: the one candidate stays alive unless it ends
+            chosen = None
+            finishing = is_eos & valid
+            alive_ok = valid & ~is_eos
+        else:
+            rank = torch.arange(C, device=self.device).unsqueeze(0)
+            finishing = is_eos & valid & (rank < W)
+            # the first W candidates that do not end the sentence stay alive
+            order_key = (is_eos | ~valid).long() * C + rank
+            chosen = order_key.topk(W, dim=1, largest=False).indices
+            alive_ok = valid.gather(1, chosen) & ~is_eos.gather(1, chosen)
+        if self.recorder is not None:
+            kept = chosen if chosen is not None else parents  # greedy/sampling: (1, 1) zeros
+            self.recorder.add(raw, used, attn, forced, (parents, tokens, cand_scores, valid,
+                                                         finishing, kept, alive_ok))
+        if bool(finishing.any()):
             self._finish(t, finishing, parents, cand_scores, cand_raw, cand_used)
-        new_parents = parents.gather(1, chosen)
-        gather = new_parents.unsqueeze(-1).expand(-1, -1, self.seqs.size(-1))
-        self.seqs = torch.cat([self.seqs.gather(1, gather), tokens.gather(1, chosen).unsqueeze(-1)], -1)
-        self.raw_lp = torch.cat([self.raw_lp.gather(1, gather), cand_raw.gather(1, chosen).unsqueeze(-1)], -1)
-        self.used_lp = torch.cat([self.used_lp.gather(1, gather), cand_used.gather(1, chosen).unsqueeze(-1)], -1)
-        self.slots = torch.cat([self.slots.gather(1, gather), new_parents.unsqueeze(-1)], -1)
-        self.scores = torch.where(alive_ok, cand_scores.gather(1, chosen), NEG_INF)
-        self.prev = self.seqs[:, :, -1].reshape(-1)
-        if W > 1 or bool((new_parents != 0).any()):
-            self.state = self.state.select((batch_rows + new_parents).view(-1))
-        self._update_done(t)
+        pick = (lambda x: x) if chosen is None else (lambda x: x.gather(1, chosen))
+        new_parents, new_tokens = pick(parents), pick(tokens)
+        self.kept_tokens.append(new_tokens)
+        self.kept_parents.append(new_parents)
+        self.kept_raw.append(pick(cand_raw))
+        if cand_used is not None:
+            self.kept_used.append(pick(cand_used))
+        self.scores = torch.where(alive_ok, pick(cand_scores), NEG_INF)
+        self.prev = new_tokens.reshape(-1)
+        if W > 1:
+            self.state = self.state.select((self.batch_rows + new_parents).view(-1))
+        if self.settings.no_repeat_ngram_size:
+            rows = (self.batch_rows + new_parents).view(-1).tolist()
+            self.row_seqs = [self.row_seqs[r] + [tok] for r, tok in zip(rows, self.prev.tolist())]
+        if W == 1:
+            # one row per sentence: it is done exactly when its candidate ended or was invalid
+            self.done |= ~alive_ok[:, 0]
+        else:
+            self._update_done(t)
 
     def _finish(self, t, finishing, parents, cand_scores, cand_raw, cand_used) -> None:
-        for b, c in finishing.nonzero().tolist():
-            p = int(parents[b, c])
-            raw_lps = self.raw_lp[b, p].tolist() + [float(cand_raw[b, c])]
-            total = float(cand_scores[b, c])
-            hyp = Hypothesis(
-                tokens=self.seqs[b, p].tolist() + [self.eos],
-                token_logprobs=raw_lps,
-                used_logprobs=self.used_lp[b, p].tolist() + [float(cand_used[b, c])],
-                slots=self.slots[b, p].tolist() + [p],
-                logprob=total,
-                score=total / length_normalizer(t + 1, self.settings),
-            )
-            self.finished[b].append(hyp)
-            best = sorted((h.score for h in self.finished[b]), reverse=True)
-            if len(best) >= self.W:
-                self.kth_best[b] = best[self.W - 1]
+        where = finishing.nonzero(as_tuple=True)
+        used = cand_used[where].tolist() if cand_used is not None else [math.nan] * len(where[0])
+        changed = set()
+        for b, p, raw_lp, used_lp, total in zip(where[0].tolist(), parents[where].tolist(),
+                                                 cand_raw[where].tolist(), used, cand_scores[where].tolist()):
+            score = total / length_normalizer(t + 1, self.settings)
+            self.finished[b].append(_Finished(t, p, raw_lp, used_lp, total, score))
+            changed.add(b)
+        for b in changed:
+            if len(self.finished[b]) >= self.W:
+                self.kth_best[b] = sorted((f.score for f in self.finished[b]), reverse=True)[self.W - 1]
 
     def _update_done(self, t: int) -> None:
         """A sentence is done when no alive row can still enter its W best finished.
@@ -270,32 +395,40 @@ class _Search:
         # kth_best stays -inf until W hypotheses have finished, so it cannot pass a finite bound
         self.done |= (self.kth_best >= bound) | (best_alive == NEG_INF)
 
-    def _record_step(self, raw, used, attn, forced, parents, tokens, cand_scores,
-                     valid, finishing, chosen, alive_ok) -> None:
-        n = min(self.settings.record_top_n, raw.size(-1))
-        raw_top = raw.topk(n, dim=-1)
-        used_top = used.topk(n, dim=-1)
-        record = StepRecord((raw_top.values, raw_top.indices), (used_top.values, used_top.indices),
-                            _entropy(raw), _entropy(used), attn, forced)
-        kept = torch.zeros_like(valid)
-        kept.scatter_(1, chosen, alive_ok)
-        parent_nodes = self.node_ids.gather(1, parents)
-        status = torch.where(finishing, 2, torch.where(kept, 1, 0))
-        new_ids = torch.zeros_like(self.node_ids)
-        slot_of = {cand: slot for slot, cand in enumerate(chosen[0].tolist())}
-        for c, (ok, parent, token, score, st) in enumerate(zip(
-                valid[0].tolist(), parent_nodes[0].tolist(), tokens[0].tolist(),
-                cand_scores[0].tolist(), status[0].tolist())):
-            if not ok:
-                continue
-            node_id = self.next_node
-            self.next_node += 1
-            record.nodes.append({"id": node_id, "parent": parent, "token_id": token, "score": score,
-                                 "status": ("pruned", "kept", "finished")[st]})
-            if st == 1:
-                new_ids[0, slot_of[c]] = node_id
-        self.node_ids = new_ids
-        self.steps.append(record)
+    # ------------------------------------------------------------ results
+    def _results(self) -> list[SearchResult]:
+        """Read the n best finished hypotheses of every sentence back through the pointers;
+        a recorded search adds its best hypothesis' steps and the search tree."""
+        if not self.kept_tokens:
+            return [SearchResult([], seed=self.seed) for _ in range(self.B)]
+        tokens = torch.stack(self.kept_tokens).tolist()  # (T, B, W)
+        parents = torch.stack(self.kept_parents).tolist()
+        raw = torch.stack(self.kept_raw).tolist()
+        used = torch.stack(self.kept_used).tolist() if self.kept_used else None
+        results = []
+        for b, finished in enumerate(self.finished):
+            best = sorted(finished, key=lambda f: -f.score)[: self.settings.n_best]
+            hyps = [self._backtrack(b, f, tokens, parents, raw, used) for f in best]
+            results.append(SearchResult(hyps, seed=self.seed))
+        if self.recorder is not None and results[0].hypotheses:
+            results[0].steps = self.recorder.path_steps(results[0].hypotheses[0].slots)
+        if self.recorder is not None:
+            results[0].nodes = self.recorder.nodes()
+        return results
+
+    def _backtrack(self, b: int, fin: _Finished, tokens, parents, raw, used) -> Hypothesis:
+        out_tokens, out_raw, out_used, slots = [self.eos], [fin.raw_logprob], [fin.used_logprob], [fin.parent]
+        slot = fin.parent
+        for t in range(fin.step - 1, -1, -1):
+            out_tokens.append(tokens[t][b][slot])
+            out_raw.append(raw[t][b][slot])
+            if used is not None:
+                out_used.append(used[t][b][slot])
+            slot = parents[t][b][slot]
+            slots.append(slot)
+        return Hypothesis(tokens=out_tokens[::-1], token_logprobs=out_raw[::-1],
+                          used_logprobs=out_used[::-1] if used is not None else [],
+                          slots=slots[::-1], logprob=fin.logprob, score=fin.score)
 
 
 def search(model: Seq2Seq, sources: list[list[int]], settings: DecodeSettings,

@@ -92,7 +92,9 @@ def _finite(value):
     return value
 
 
-def _candidates(logprobs: list[float], ids: list[int], tokenizer: TokenizerPair) -> list[Candidate]:
+def _candidates(logprobs, ids, tokenizer: TokenizerPair) -> list[Candidate]:
+    """logprobs, ids: (n,) tensors of one step's top candidates."""
+    logprobs, ids = logprobs.tolist(), ids.tolist()
     pieces = tokenizer.target_pieces(ids)
     return [Candidate(p, i, math.exp(lp)) for lp, i, p in zip(logprobs, ids, pieces) if lp > -math.inf]
 
@@ -108,23 +110,19 @@ def build_trace(result: SearchResult, tokenizer: TokenizerPair, *, model_name: s
     steps: list[Step] = []
     best = result.hypotheses[0] if result.hypotheses else None
     if best is not None:
-        for t, (token, slot) in enumerate(zip(best.tokens, best.slots)):
-            rec = result.steps[t]
-            raw_v, raw_i = rec.raw_top[0][slot].tolist(), rec.raw_top[1][slot].tolist()
-            used_v, used_i = rec.used_top[0][slot].tolist(), rec.used_top[1][slot].tolist()
+        for t, (token, rec) in enumerate(zip(best.tokens, result.steps)):
             steps.append(Step(
                 step=t, piece=tokenizer.target_pieces([token])[0], token_id=token,
                 prob=math.exp(best.used_logprobs[t]), model_prob=math.exp(best.token_logprobs[t]),
                 logprob=best.token_logprobs[t], forced=rec.forced,
-                entropy=float(rec.used_entropy[slot]), model_entropy=float(rec.raw_entropy[slot]),
-                top=_candidates(used_v, used_i, tokenizer), model_top=_candidates(raw_v, raw_i, tokenizer),
-                attention=rec.attention[slot].tolist() if rec.attention is not None else None,
+                entropy=rec.used_entropy, model_entropy=rec.raw_entropy,
+                top=_candidates(*rec.used_top, tokenizer), model_top=_candidates(*rec.raw_top, tokenizer),
+                attention=rec.attention.tolist() if rec.attention is not None else None,
             ))
+    node_pieces = tokenizer.target_pieces([n["token_id"] for n in result.nodes])
     nodes = [BeamNode(0, -1, -1, "<s>", -1, 0.0, "kept")]
-    for t, rec in enumerate(result.steps):
-        for n in rec.nodes:
-            nodes.append(BeamNode(n["id"], n["parent"], t, tokenizer.target_pieces([n["token_id"]])[0],
-                                  n["token_id"], n["score"], n["status"]))
+    nodes.extend(BeamNode(n["id"], n["parent"], n["step"], piece, n["token_id"], n["score"], n["status"])
+                 for n, piece in zip(result.nodes, node_pieces))
     hyps = [_hypothesis_view(h, tokenizer) for h in result.hypotheses]
     return Trace(model=model_name, source=source, source_pieces=tokenizer.source_pieces(source_ids),
                  settings=settings, translation=hyps[0].text if hyps else "", steps=steps,

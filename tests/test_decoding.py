@@ -78,10 +78,11 @@ def test_recorded_distributions_and_logprobs(translator, toy_sentences, settings
     text = toy_sentences[1]
     ids = translator.source_ids(text)
     result = search(translator.model, [ids], settings, record=True)[0]
+    assert len(result.steps) == len(result.hypotheses[0].tokens)
     for rec in result.steps:
         # full distributions are not kept; their top-n must be a valid part of one
         for values in (rec.raw_top[0], rec.used_top[0]):
-            assert bool((values.exp().sum(-1) <= 1 + 1e-4).all())  # values: (W, n)
+            assert float(values.exp().sum()) <= 1 + 1e-4  # values: (n,)
     for hyp in result.hypotheses:
         own = _score(translator.model, ids, hyp.tokens)
         torch.testing.assert_close(torch.tensor(hyp.token_logprobs), own, atol=1e-4, rtol=1e-4)
@@ -99,7 +100,7 @@ def test_sampling_distribution_sums_to_one(random_translator, toy_sentences):
     result = search(random_translator.model, [random_translator.source_ids(toy_sentences[2])], settings,
                     record=True)[0]
     for rec in result.steps:
-        values = rec.used_top[0][0]
+        values = rec.used_top[0]
         # top-p keeps few tokens, so the top 100 hold all of the used distribution
         assert float(values[torch.isfinite(values)].exp().sum()) == pytest.approx(1.0, abs=1e-4)
 

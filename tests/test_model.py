@@ -32,10 +32,11 @@ def test_forward_shapes_and_padding_invariance(toy_tokenizer, toy_sentences, att
     torch.testing.assert_close(alone[0], both[0], atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("attention,feeding", KINDS)
-def test_step_by_step_equals_teacher_forcing(toy_tokenizer, toy_sentences, attention, feeding):
+def test_step_by_step_equals_teacher_forcing(toy_tokenizer, toy_sentences, attention, feeding, layers):
     extra = {"enc_hidden_size": 16, "dec_hidden_size": 32} if attention == "dot" else {}
-    model = make_model(toy_tokenizer, attention=attention, input_feeding=feeding, **extra)
+    model = make_model(toy_tokenizer, attention=attention, input_feeding=feeding, num_layers=layers, **extra)
     src, lengths = _batch(toy_tokenizer, toy_sentences[:2])
     tgt_in = torch.tensor([[2, 7, 8, 9], [2, 9, 8, 7]])
     tgt_out = torch.tensor([[7, 8, 9, 3], [9, 8, 7, 3]])

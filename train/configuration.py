@@ -19,7 +19,7 @@ DEFAULTS = {
         "label_smoothing": 0.1, "teacher_forcing": 1.0, "valid_every": 200,
         "valid_max_sentences": 1014, "checkpoint_every": 100, "keep_checkpoints": 5,
         "average_checkpoints": 5, "patience": 6, "seed": 1, "threads": 0,
-        "out_dir": "runs/model",
+        "out_dir": "runs/model", "init_from": None, "max_minutes": 0,
     },
     "card": {},
 }

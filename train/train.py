@@ -15,6 +15,7 @@ import json
 import math
 import os
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -26,10 +27,10 @@ from tqdm import tqdm
 
 from s2s_demo.config import ModelConfig
 from s2s_demo.decoding import translate_ids
-from s2s_demo.hub import save_folder
+from s2s_demo.hub import load_model, save_folder
 from s2s_demo.model import Seq2Seq
 from s2s_demo.settings import DecodeSettings
-from s2s_demo.tokenizer import TokenizerPair
+from s2s_demo.tokenizer import SOURCE_FILE, TARGET_FILE, TokenizerPair
 
 from .configuration import load_config
 from .data import Example, collate, make_batches, tokenize
@@ -198,6 +199,8 @@ def train(config: dict, rank: int = 0, world: int = 1) -> Path:
         torch.set_num_threads(tcfg["threads"])
     if rank == 0:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
+        if tcfg["init_from"]:
+            copy_tokenizer(Path(tcfg["init_from"]), out_dir / "data")
         prepare(config, out_dir)
     barrier(world)
     tokenizer = TokenizerPair.from_folder(out_dir / "data")
@@ -225,6 +228,10 @@ def train(config: dict, rank: int = 0, world: int = 1) -> Path:
         progress = load_checkpoint(last, model, optimizer, scheduler)
         if rank == 0:
             print(f"resumed from {last} at step {progress['step']}", flush=True)
+    elif tcfg["init_from"]:
+        init_weights(core, Path(tcfg["init_from"]))
+        if rank == 0:
+            print(f"initialised from {tcfg['init_from']}", flush=True)
     metrics_path = out_dir / "metrics.jsonl"
     if rank == 0:
         print(f"model: {core.num_parameters():,} parameters; {len(train_examples):,} training pairs",
@@ -232,6 +239,7 @@ def train(config: dict, rank: int = 0, world: int = 1) -> Path:
     bar = tqdm(total=tcfg["max_steps"], initial=progress["step"], desc=out_dir.name,
                disable=rank != 0 or None, dynamic_ncols=True)
     window_tokens, window_start = 0, time.perf_counter()
+    deadline = time.monotonic() + 60 * tcfg["max_minutes"] if tcfg["max_minutes"] else math.inf
     model.train()
     while not progress["stopped"] and progress["step"] < tcfg["max_steps"] \
             and progress["epoch"] < tcfg["max_epochs"]:
@@ -273,6 +281,11 @@ def train(config: dict, rank: int = 0, world: int = 1) -> Path:
                 save_checkpoint(ckpt_dir / f"step-{step}.pt", model, optimizer, scheduler, progress)
                 save_checkpoint(last, model, optimizer, scheduler, progress)
                 prune_checkpoints(ckpt_dir, tcfg["keep_checkpoints"])
+            if tcfg["max_minutes"] and broadcast_flag(time.monotonic() > deadline, world):
+                # a wall-clock budget (benchmarks): keep this step's weights for the export
+                if rank == 0:
+                    save_checkpoint(ckpt_dir / f"step-{step}.pt", model, optimizer, scheduler, progress)
+                progress["stopped"] = True
             if progress["stopped"]:
                 break
         else:
@@ -315,6 +328,26 @@ def export_model(core: Seq2Seq, out_dir: Path, tcfg: dict) -> Path:
     export = Seq2Seq(core.config)
     export.load_state_dict(average_checkpoints(ckpts) if ckpts else core.state_dict())
     return save_folder(export, out_dir / "data", out_dir / "model")
+
+
+def copy_tokenizer(model_folder: Path, data_dir: Path) -> None:
+    """Reuse a published model's sentencepiece files, so its embeddings keep their meaning."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for name in (SOURCE_FILE, TARGET_FILE):
+        if not (data_dir / name).exists():
+            shutil.copy(model_folder / name, data_dir / name)
+
+
+def init_weights(model: Seq2Seq, model_folder: Path) -> None:
+    """Fine-tune start: weights of a published folder (safetensors, strict), fresh optimiser.
+    Fails with the mismatching names when the architecture differs from the folder's."""
+    published = load_model(model_folder)
+    try:
+        # dropout may differ (a fine-tune may regularise differently); shapes may not
+        model.load_state_dict(published.state_dict(), strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"training.init_from={model_folder} does not fit this config's model "
+                         f"section: {err}") from err
 
 
 def _log(path: Path, row: dict) -> None:
