@@ -67,6 +67,36 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, toy_corpus):
         assert torch.equal(tensor, b["model"][name]), name
 
 
+def test_fine_tune_starts_from_a_published_folder(tmp_path, toy_corpus):
+    first = train(load_config(write_config(tmp_path, toy_corpus, tmp_path / "first", max_steps=20)))
+    config = load_config(write_config(tmp_path, toy_corpus, tmp_path / "second", max_steps=1, lr=0.0,
+                                      init_from=str(first)))
+    second = train(config)
+    # the tokenizer files are the first run's, and at lr 0 the weights are unchanged
+    for name in ("source.model", "target.model"):
+        assert (second / name).read_bytes() == (first / name).read_bytes()
+    a, b = hub.load_model(first), hub.load_model(second)
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), name
+
+
+def test_fine_tune_from_another_architecture_names_the_mismatch(tmp_path, toy_corpus):
+    first = train(load_config(write_config(tmp_path, toy_corpus, tmp_path / "first", max_steps=2)))
+    config = load_config(write_config(tmp_path, toy_corpus, tmp_path / "wide", max_steps=1, init_from=str(first)))
+    config["model"]["dec_hidden_size"] = 128
+    with pytest.raises(ValueError, match="does not fit"):
+        train(config)
+
+
+def test_wall_clock_budget_stops_training_and_exports(tmp_path, toy_corpus):
+    config = load_config(write_config(tmp_path, toy_corpus, tmp_path / "budget", max_steps=10**6,
+                                      max_minutes=0.002))  # 0.12 s: a few steps at most
+    folder = train(config)
+    step = torch.load(tmp_path / "budget" / "checkpoints" / "last.pt", weights_only=True)["progress"]["step"]
+    assert 1 <= step < 10**6
+    assert hub.load(folder).translate_batch(["ein Hund"], DecodeSettings(method="greedy"))
+
+
 @pytest.mark.timeout(600)
 def test_torchrun_two_processes(tmp_path, toy_corpus):
     config = write_config(tmp_path, toy_corpus, tmp_path / "ddp", max_steps=20, checkpoint_every=10,

@@ -121,8 +121,9 @@ dropout {cfg.dropout} (embeddings {cfg.emb_dropout}), batches of ≤ {config['tr
 {summary['steps']} steps; the exported weights average the last {config['training']['average_checkpoints']} checkpoints.
 
 Training time: {summary['train_seconds']} s of optimiser steps for {summary['train_tokens']:,} target tokens
-({tps} target tokens/s) on {platform.machine()} CPU, torch {torch.__version__}, 1 thread, while three other
-models trained on the same 2-core machine (so about a quarter of the machine).
+({tps} target tokens/s) on {platform.machine()} CPU, torch {torch.__version__}: {config['card'].get(
+    'training_conditions', 'see the config')}
+{_init_note(config)}
 Validation BLEU (greedy, val) by step: {summary['validations']}.
 
 ![loss and BLEU curves](curves.png)
@@ -145,6 +146,15 @@ sentences, rare names). Small data: expect errors even in domain.
     (out / "results.json").write_text(json.dumps({"results": results, "length_penalty": alpha,
                                                   "length_penalty_val_bleu": alpha_scores,
                                                   "training": summary}, indent=2))
+
+
+def _init_note(config: dict) -> str:
+    """Where a fine-tuning stage started (``training.init_from``), for the card."""
+    start = config["training"].get("init_from")
+    if not start:
+        return ""
+    return (f"This is a second stage: training started from the weights and tokenizer of `{start}` "
+            f"(fresh optimiser and schedule). {config['card'].get('first_stage', '')}")
 
 
 def main(argv: list[str] | None = None) -> None:
