@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from s2s_demo.decoding import length_normalizer, search, translate_ids
+from s2s_demo.decoding import _Recorder, length_normalizer, search, translate_ids
 from s2s_demo.model import sequence_log_prob
 from s2s_demo.settings import DecodeSettings, SettingsError
 
@@ -210,3 +210,18 @@ def test_n_best_cannot_exceed_beam():
         DecodeSettings(beam_size=2, n_best=3)
     with pytest.raises(SettingsError, match="min_length"):
         DecodeSettings(max_length=5, min_length=6)
+
+
+def test_recording_over_the_memory_budget_gives_the_same_trace(translator, toy_sentences, monkeypatch):
+    settings = DecodeSettings(method="beam", beam_size=4, n_best=2)
+    ids = translator.source_ids(toy_sentences[1])
+    held = search(translator.model, [ids], settings, record=True)[0]
+    # a budget of one step's distributions summarises every step for all rows as it goes
+    monkeypatch.setattr(_Recorder, "BUDGET", 1)
+    summarised = search(translator.model, [ids], settings, record=True)[0]
+    assert summarised.hypotheses == held.hypotheses and summarised.nodes == held.nodes
+    assert len(summarised.steps) == len(held.steps) > 0
+    for a, b in zip(summarised.steps, held.steps):
+        torch.testing.assert_close(a.raw_top[0], b.raw_top[0])
+        assert torch.equal(a.used_top[1], b.used_top[1]) and a.forced == b.forced
+        assert a.raw_entropy == pytest.approx(b.raw_entropy, abs=1e-5)
