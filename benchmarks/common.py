@@ -2,6 +2,8 @@
 
 import os
 import platform
+import time
+from typing import Callable
 
 import torch
 
@@ -20,3 +22,15 @@ def machine_line() -> str:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def latencies_ms(translate_one: Callable[[str], object], texts: list[str], warmup: int = 5) -> list[float]:
+    """Milliseconds of ``translate_one(text)`` for each text, after ``warmup`` untimed calls."""
+    for text in texts[:warmup]:
+        translate_one(text)
+    times = []
+    for text in texts:
+        start = time.perf_counter()
+        translate_one(text)
+        times.append((time.perf_counter() - start) * 1000)
+    return times

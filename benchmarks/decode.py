@@ -19,7 +19,7 @@ from s2s_demo.hub import load, parse_ref
 from s2s_demo.settings import DecodeSettings
 from train.prepare import read_split
 
-from .common import machine_line, percentile
+from .common import latencies_ms, machine_line, percentile
 
 
 def main() -> None:
@@ -40,13 +40,7 @@ def main() -> None:
     lp = translator.default_settings().length_penalty
     for name, settings in (("greedy", DecodeSettings(method="greedy")),
                            ("beam5", DecodeSettings(method="beam", beam_size=5, length_penalty=lp))):
-        for text in val[:5]:  # warm-up
-            translator.translate(text, settings)
-        times = []
-        for text in val:
-            start = time.perf_counter()
-            translator.translate(text, settings)
-            times.append((time.perf_counter() - start) * 1000)
+        times = latencies_ms(lambda text: translator.translate(text, settings), val)
         print(f"latency {name:6s} (full trace, batch 1, {len(val)} val sentences): "
               f"median {statistics.median(times):.1f} ms, p90 {percentile(times, 90):.1f} ms")
     test = read_split(data, "test_2016_flickr").source

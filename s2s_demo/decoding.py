@@ -359,11 +359,11 @@ class _Search:
             self.kept_used.append(pick(cand_used))
         self.scores = torch.where(alive_ok, pick(cand_scores), NEG_INF)
         self.prev = new_tokens.reshape(-1)
+        parent_rows = (self.batch_rows + new_parents).view(-1)  # (B*W,) rows the kept beams extend
         if W > 1:
-            self.state = self.state.select((self.batch_rows + new_parents).view(-1))
+            self.state = self.state.select(parent_rows)
         if self.settings.no_repeat_ngram_size:
-            rows = (self.batch_rows + new_parents).view(-1).tolist()
-            self.row_seqs = [self.row_seqs[r] + [tok] for r, tok in zip(rows, self.prev.tolist())]
+            self.row_seqs = [self.row_seqs[r] + [tok] for r, tok in zip(parent_rows.tolist(), self.prev.tolist())]
         if W == 1:
             # one row per sentence: it is done exactly when its candidate ended or was invalid
             self.done |= ~alive_ok[:, 0]

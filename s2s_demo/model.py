@@ -274,11 +274,8 @@ class Seq2Seq(nn.Module):
         inp = F.embedding(prev_tokens, self.tgt_embed.weight)  # (N, E)
         if cfg.input_feeding:
             inp = torch.cat([inp, state.feed], dim=1)
-        new_h, new_c = [], []
-        for layer, (weight, bias) in enumerate(self._fused_decoder_weights()):
-            inp, c_next = _lstm_cell(inp, state.h[layer], state.c[layer], weight, bias)
-            new_h.append(inp)
-            new_c.append(c_next)
+        out, (h, c) = self._lstm_step(inp.unsqueeze(1), state.h, state.c)
+        inp = out.squeeze(1)
         attn = None
         if self.attention is not None:
             context, attn = self.attention(inp.unsqueeze(1), state.keys, state.memory, state.src_mask)
@@ -287,8 +284,6 @@ class Seq2Seq(nn.Module):
         pre = torch.tanh(torch.mm(inp, self._combine_weight()))
         weight_t, bias = self._generator_weights()
         log_probs = torch.log_softmax(torch.addmm(bias, pre, weight_t), dim=-1)
-        h, c = (new_h[0].unsqueeze(0), new_c[0].unsqueeze(0)) if len(new_h) == 1 else \
-            (torch.stack(new_h), torch.stack(new_c))
         feed = pre if cfg.input_feeding else None
         return log_probs, attn, DecoderState(h, c, feed, state.memory, state.keys, state.src_mask)
 

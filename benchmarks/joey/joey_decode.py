@@ -7,12 +7,16 @@ through Joey's own Python API (TranslatorHubInterface), printed as one JSON line
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 import yaml
 from joeynmt.hub_interface import TranslatorHubInterface, _from_pretrained
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks.common (stdlib + torch only)
+from benchmarks.common import latencies_ms, percentile  # noqa: E402
 
 
 def main() -> None:
@@ -41,15 +45,9 @@ def main() -> None:
     result = {"threads": torch.get_num_threads()}
     with torch.inference_mode():
         for name, kwargs in methods.items():
-            for text in val[:5]:
-                joey.translate([text], **kwargs)
-            times = []
-            for text in val:
-                start = time.perf_counter()
-                joey.translate([text], **kwargs)
-                times.append((time.perf_counter() - start) * 1000)
+            times = latencies_ms(lambda text: joey.translate([text], **kwargs), val)
             result[f"latency_{name}_median_ms"] = statistics.median(times)
-            result[f"latency_{name}_p90_ms"] = sorted(times)[int(0.9 * (len(times) - 1))]
+            result[f"latency_{name}_p90_ms"] = percentile(times, 90)
         for name, kwargs in methods.items():
             start = time.perf_counter()
             outputs = []

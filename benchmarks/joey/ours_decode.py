@@ -11,6 +11,7 @@ import time
 
 import torch
 
+from benchmarks.common import latencies_ms, percentile
 from s2s_demo.decoding import search
 from s2s_demo.hub import load
 from s2s_demo.settings import DecodeSettings
@@ -42,21 +43,11 @@ def main() -> None:
             hyp = search(translator.model, [translator.source_ids(text)], settings)[0].hypotheses[0]
             return translator.tokenizer.decode_target(hyp.tokens)
 
-        for text in val[:5]:
-            translate_one(text)
-        times = []
-        for text in val:
-            start = time.perf_counter()
-            translate_one(text)
-            times.append((time.perf_counter() - start) * 1000)
+        times = latencies_ms(translate_one, val)
         result[f"latency_{name}_median_ms"] = statistics.median(times)
-        result[f"latency_{name}_p90_ms"] = sorted(times)[int(0.9 * (len(times) - 1))]
+        result[f"latency_{name}_p90_ms"] = percentile(times, 90)
         # the demo page's path, with full traces, for reference
-        trace_times = []
-        for text in val:
-            start = time.perf_counter()
-            translator.translate(text, settings)
-            trace_times.append((time.perf_counter() - start) * 1000)
+        trace_times = latencies_ms(lambda text: translator.translate(text, settings), val, warmup=0)
         result[f"latency_{name}_trace_median_ms"] = statistics.median(trace_times)
     for name, settings in methods.items():
         start = time.perf_counter()
