@@ -1,6 +1,6 @@
 """Decoding speed: per-sentence latency with full traces, and batched throughput.
 
-    python -m benchmarks.decode --model assets/models/de-en --threads 2
+    python -m benchmarks.decode --model assets/models/de-en --threads 2 [--dtype float32]
 
 Latency: the first --sentences sentences of Multi30k val, one at a time, through
 Translator.translate (the page's code path: full traces), greedy and beam 5.
@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from s2s_demo.hub import load, parse_ref
+from s2s_demo.hub import INFERENCE_DTYPE_CHOICES, load, parse_ref
 from s2s_demo.settings import DecodeSettings
 from train.prepare import read_split
 
@@ -29,14 +29,18 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2, help="the targets are for 2 cores")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--dtype", choices=INFERENCE_DTYPE_CHOICES, default="auto",
+                        help="inference dtype of the decoding matmuls (auto: what the demo uses)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    translator = load(*parse_ref(args.model))
+    translator = load(*parse_ref(args.model), inference_dtype=args.dtype)
     cfg = translator.model.config
     data = {"corpus": "multi30k", "path": args.data, "src_lang": cfg.src_lang, "tgt_lang": cfg.tgt_lang}
     val = read_split(data, "val").source[: args.sentences]
     print(machine_line())
-    print(f"model: {args.model} ({translator.model.num_parameters():,} parameters)")
+    dtype = str(translator.model.inference_dtype).removeprefix("torch.")
+    print(f"model: {args.model} ({translator.model.num_parameters():,} parameters), "
+          f"inference dtype {dtype} (--dtype {args.dtype})")
     lp = translator.default_settings().length_penalty
     for name, settings in (("greedy", DecodeSettings(method="greedy")),
                            ("beam5", DecodeSettings(method="beam", beam_size=5, length_penalty=lp))):

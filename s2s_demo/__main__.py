@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .hub import ModelLoadError, load, parse_ref
-from .settings import DecodeSettings, SettingsError
+from .hub import INFERENCE_DTYPE_CHOICES, ModelLoadError, load, parse_ref
+from .settings import SettingsError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,9 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--beam-size", type=int, default=5)
     tr.add_argument("--length-penalty", type=float, help="default: the model card's tuned value")
     tr.add_argument("--batch-size", type=int, default=64)
+    tr.add_argument("--dtype", choices=INFERENCE_DTYPE_CHOICES, default="float32",
+                    help="what decoding multiplies in: float32 (exact), bfloat16 (faster on CPUs "
+                         "with native bfloat16) or auto")
     args = parser.parse_args(argv)
     try:
-        translator = load(*parse_ref(args.model))
+        translator = load(*parse_ref(args.model), inference_dtype=args.dtype)
         settings = translator.default_settings().replace(method=args.method, beam_size=args.beam_size)
         if args.length_penalty is not None:
             settings = settings.replace(length_penalty=args.length_penalty)

@@ -76,6 +76,9 @@ class Trace:
     beam_nodes: list[BeamNode]
     seed: int | None
     timings_ms: dict = field(default_factory=dict)
+    # what the decoding step multiplied its weights in: float32 is exact, bfloat16 is within
+    # ~1e-2 in log-probs, so a reader can tell why two machines' probabilities differ
+    inference_dtype: str = "float32"
 
     def to_dict(self) -> dict:
         return _finite(asdict(self))

@@ -1,7 +1,10 @@
 """The demo through its API, as gradio_client sees it, on a loopback server."""
 
 import concurrent.futures
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 from gradio_client import Client
@@ -10,7 +13,7 @@ from s2s_demo import hub
 from s2s_demo.ui.blocks import build_demo
 from s2s_demo.ui.registry import ModelRegistry
 
-from .conftest import make_model
+from .conftest import ROOT, make_model
 
 CARD = "---\nmodel_name: {name}\ndescription: {desc}\nwidget:\n- text: {example}\n---\n"
 
@@ -146,3 +149,22 @@ def test_broken_model_folder_is_skipped_with_reason(model_dirs, tmp_path):
     assert registry.names == ["toy-attn"]
     assert any("not a valid safetensors" in e for e in registry.errors.values())
     assert len(registry.errors) == 2
+
+
+def test_registry_loads_with_the_inference_dtype(model_dirs, toy_sentences):
+    from s2s_demo.ui.blocks import _timing
+
+    registry = ModelRegistry.discover(model_dirs, extra="", inference_dtype="bfloat16")
+    trace = registry.get("toy-attn").translate(toy_sentences[0]).to_dict()
+    assert trace["inference_dtype"] == "bfloat16"
+    assert _timing(trace).endswith("· bfloat16 matmuls")
+    exact = ModelRegistry.discover(model_dirs, extra="").get("toy-attn").translate(toy_sentences[0]).to_dict()
+    assert "bfloat16" not in _timing(exact)
+
+
+def test_bad_inference_dtype_setting_is_named():
+    env = {**os.environ, "S2S_INFERENCE_DTYPE": "float8"}
+    done = subprocess.run([sys.executable, "-c", "import app"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode != 0
+    assert "S2S_INFERENCE_DTYPE='float8' is not one of auto, float32, bfloat16" in done.stderr

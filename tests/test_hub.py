@@ -142,3 +142,28 @@ def test_tokenizer_vocabulary_must_match(model_folder, tmp_path, toy_corpus):
 def test_parse_ref():
     assert hub.parse_ref("org/name@v1") == ("org/name", "v1")
     assert hub.parse_ref(" org/name ") == ("org/name", None)
+
+
+def test_load_picks_the_inference_dtype(model_folder, toy_sentences):
+    exact = hub.load(model_folder)
+    assert exact.model.inference_dtype == torch.float32
+    half = hub.load(model_folder, inference_dtype="bfloat16")
+    assert half.model.inference_dtype == torch.bfloat16
+    trace = half.translate(toy_sentences[0], DecodeSettings(method="greedy"))
+    assert trace.to_dict()["inference_dtype"] == "bfloat16"
+    assert exact.translate(toy_sentences[0], DecodeSettings(method="greedy")).inference_dtype == "float32"
+    auto = hub.load(model_folder, inference_dtype="auto")
+    assert str(auto.model.inference_dtype) == f"torch.{hub.fast_inference_dtype()}"
+    with pytest.raises(ValueError, match="inference_dtype 'int4'"):
+        hub.load(model_folder, inference_dtype="int4")
+
+
+def test_fast_inference_dtype_reads_the_cpu_flags(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512bw\n")
+    assert hub.fast_inference_dtype(cpuinfo) == "bfloat16"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 amx_bf16 amx_tile\n")
+    assert hub.fast_inference_dtype(cpuinfo) == "bfloat16"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512bw\n")
+    assert hub.fast_inference_dtype(cpuinfo) == "float32"
+    assert hub.fast_inference_dtype(tmp_path / "missing") == "float32"

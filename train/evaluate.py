@@ -2,6 +2,7 @@
 
     python -m train.evaluate --model assets/models/de-en --split test_2016_flickr
     python -m train.evaluate --model assets/models/de-en --split val --method greedy
+    python -m train.evaluate --model assets/models/de-en --dtype bfloat16   # the demo's matmuls
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 
 import sacrebleu
 
-from s2s_demo.hub import load, parse_ref
+from s2s_demo.hub import INFERENCE_DTYPE_CHOICES, load, parse_ref
 from s2s_demo.settings import DecodeSettings
 
 from .configuration import DEFAULTS
@@ -45,9 +46,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--output", help="write the translations here, one per line")
     parser.add_argument("--json", action="store_true", help="print the scores as JSON")
+    parser.add_argument("--dtype", choices=INFERENCE_DTYPE_CHOICES, default="float32",
+                        help="inference dtype of the decoding matmuls (the cards report float32)")
     args = parser.parse_args(argv)
     ref, revision = parse_ref(args.model)
-    translator = load(ref, revision)
+    translator = load(ref, revision, inference_dtype=args.dtype)
     cfg = translator.model.config
     text = read_split({"corpus": args.corpus, "path": args.data, "src_lang": cfg.src_lang,
                        "tgt_lang": cfg.tgt_lang}, args.split)
@@ -61,11 +64,12 @@ def main(argv: list[str] | None = None) -> None:
             f.write("\n".join(hyps) + "\n")
     result.update(model=args.model, split=args.split, method=args.method,
                   beam_size=args.beam_size if args.method == "beam" else 1,
-                  length_penalty=settings.length_penalty)
+                  length_penalty=settings.length_penalty,
+                  inference_dtype=str(translator.model.inference_dtype).removeprefix("torch."))
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{args.model} {args.split} {args.method}: BLEU {result['bleu']:.2f} chrF {result['chrf']:.2f} "
+        print(f"{args.model} {args.split} {args.method} ({result['inference_dtype']}): BLEU {result['bleu']:.2f} chrF {result['chrf']:.2f} "
               f"({result['sentences']} sentences, {result['seconds']:.1f} s)")
         print(f"  {result['bleu_signature']}\n  {result['chrf_signature']}")
 

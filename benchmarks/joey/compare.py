@@ -20,6 +20,8 @@ dropout 0.3. What Joey cannot match is printed with the table (see MISMATCHES).
    translates test_2016_flickr with beam 5 (alpha 1.0) and sacreBLEU scores it.
 3. Decoding: batch-1 latency (greedy, beam 5) over the first 200 val sentences and
    batched test_2016 translation, each through its Python API, with --threads threads.
+   Ours decodes in float32 like Joey; on a CPU with native bfloat16 the table adds rows
+   for ours in bfloat16 (the demo's default there).
 """
 
 from __future__ import annotations
@@ -216,9 +218,9 @@ def _latest_ckpt(model_dir: Path) -> Path:
 
 
 # ------------------------------------------------------------------ decoding
-def decode_ours(model: Path, shared: dict, threads: int, out: Path) -> dict:
+def decode_ours(model: Path, shared: dict, threads: int, out: Path, dtype: str = "float32") -> dict:
     cmd = [sys.executable, "-m", "benchmarks.joey.ours_decode", str(model), str(shared["text"] / "val.de"),
-           str(shared["text"] / "test_2016_flickr.de"), str(out), "--threads", str(threads)]
+           str(shared["text"] / "test_2016_flickr.de"), str(out), "--threads", str(threads), "--dtype", dtype]
     return _result_line(subprocess.run(cmd, cwd=ROOT, env=thread_env(threads), capture_output=True, text=True))
 
 
@@ -273,6 +275,7 @@ def main() -> None:
     if not Path(args.joey_python).exists():
         raise SystemExit(f"{args.joey_python} not found: run `bash benchmarks/joey/setup.sh` first")
     from benchmarks.common import machine_line
+    from s2s_demo.hub import fast_inference_dtype
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -295,6 +298,19 @@ def main() -> None:
         ("batched greedy, 1000 test sentences, s", ours["batched_greedy_s"], joey["batched_greedy_s"], False),
         ("batched beam 5, 1000 test sentences, s", ours["batched_beam5_s"], joey["batched_beam5_s"], False),
     ]
+    if fast_inference_dtype() == "bfloat16":
+        # what the demo runs on this CPU; Joey NMT has no bfloat16 CPU decoding to match it
+        fast = decode_ours(budget["ours_model"], shared, args.threads, work / "ours-bf16.test.en", "bfloat16")
+        rows += [
+            ("ours in bfloat16: greedy latency, batch 1, median ms", fast["latency_greedy_median_ms"],
+             joey["latency_greedy_median_ms"], False),
+            ("ours in bfloat16: beam-5 latency, batch 1, median ms", fast["latency_beam5_median_ms"],
+             joey["latency_beam5_median_ms"], False),
+            ("ours in bfloat16: batched beam 5, 1000 test sentences, s", fast["batched_beam5_s"],
+             joey["batched_beam5_s"], False),
+            ("ours in bfloat16: test_2016 BLEU (beam 5)", bleu(work / "ours-bf16.test.en", refs),
+             bleu(work / "joey.test.en", refs), True),
+        ]
     report = "\n".join([
         f"`python -m benchmarks.joey.compare --budget-minutes {args.budget_minutes:g} --steps {args.steps} "
         f"--rounds {args.rounds} --threads {args.threads}`", "",

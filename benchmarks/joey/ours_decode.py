@@ -1,7 +1,10 @@
 """Our side of benchmarks/joey/compare.py: the same decoding figures as joey_decode.py,
 through our Python API without traces (what Joey's API returns), one JSON line.
 
-    python -m benchmarks.joey.ours_decode MODEL VAL_SRC TEST_SRC OUT --alpha 1.0
+    python -m benchmarks.joey.ours_decode MODEL VAL_SRC TEST_SRC OUT --alpha 1.0 [--dtype bfloat16]
+
+--dtype float32 (default) multiplies in the same precision as Joey NMT; bfloat16 is what
+the demo uses on CPUs with native bfloat16.
 """
 
 import argparse
@@ -13,7 +16,7 @@ import torch
 
 from benchmarks.common import latencies_ms, percentile
 from s2s_demo.decoding import search
-from s2s_demo.hub import load
+from s2s_demo.hub import INFERENCE_DTYPE_CHOICES, load
 from s2s_demo.settings import DecodeSettings
 
 
@@ -27,9 +30,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--alpha", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dtype", choices=INFERENCE_DTYPE_CHOICES, default="float32")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    translator = load(args.model)
+    translator = load(args.model, inference_dtype=args.dtype)
     with open(args.val_src, encoding="utf-8") as f:
         val = [line.rstrip("\n") for line in f][: args.sentences]
     with open(args.test_src, encoding="utf-8") as f:

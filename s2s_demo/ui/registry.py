@@ -30,9 +30,11 @@ class ModelRegistry:
         self.errors = errors or {}
 
     @classmethod
-    def discover(cls, models_dir: str | Path | None = None, extra: str | None = None) -> "ModelRegistry":
+    def discover(cls, models_dir: str | Path | None = None, extra: str | None = None,
+                 inference_dtype: str = "float32") -> "ModelRegistry":
         """Load ``models_dir/*`` (sorted, so the default model is stable) and the
-        comma-separated refs in ``extra`` (default: the S2S_MODELS variable)."""
+        comma-separated refs in ``extra`` (default: the S2S_MODELS variable), each with
+        ``inference_dtype`` (see :func:`s2s_demo.hub.load`)."""
         refs: list[str] = []
         if models_dir and Path(models_dir).is_dir():
             refs += [str(p) for p in sorted(Path(models_dir).iterdir()) if p.is_dir()]
@@ -41,7 +43,7 @@ class ModelRegistry:
         translators, errors = [], {}
         for ref in refs:
             try:
-                translators.append(load(*parse_ref(ref)))
+                translators.append(load(*parse_ref(ref), inference_dtype=inference_dtype))
             except ModelLoadError as err:
                 log.warning("skipping model %s: %s", ref, err)
                 errors[ref] = str(err)
