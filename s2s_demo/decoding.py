@@ -216,10 +216,9 @@ class _Search:
         self.eos = cfg.eos_id
         self.B, self.W = len(sources), settings.width
         device = next(model.parameters()).device
+        longest = max(len(s) for s in sources)
         lengths = torch.tensor([len(s) for s in sources], device=device)
-        src = torch.full((self.B, int(lengths.max())), cfg.pad_id, dtype=torch.long, device=device)
-        for i, ids in enumerate(sources):
-            src[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        src = torch.tensor([ids + [cfg.pad_id] * (longest - len(ids)) for ids in sources], device=device)
         state = model.encode(src, lengths)
         rows = torch.arange(self.B, device=device).repeat_interleave(self.W)
         self.state = state.select(rows, memory_rows=rows) if self.W > 1 else state

@@ -153,8 +153,8 @@ def _init_note(config: dict) -> str:
     start = config["training"].get("init_from")
     if not start:
         return ""
-    return (f"This is a second stage: training started from the weights and tokenizer of `{start}` "
-            f"(fresh optimiser and schedule). {config['card'].get('first_stage', '')}")
+    return (f"This run fine-tunes earlier weights: training started from the weights and tokenizer of "
+            f"`{start}` (fresh optimiser and schedule). {config['card'].get('first_stage', '')}")
 
 
 def main(argv: list[str] | None = None) -> None:
