@@ -119,15 +119,16 @@ class Attention(nn.Module):
             self.v = nn.Linear(query_size, 1, bias=False)
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor,
-                src_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                src_mask: torch.Tensor, padded: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """query (B, T, Hd), keys (B, S, K), memory (B, S, M), src_mask (B, S)
-        -> context (B, T, M), weights (B, T, S)."""
+        -> context (B, T, M), weights (B, T, S). ``padded=False`` skips the mask."""
         if self.kind == "additive":
             hidden = torch.tanh(self.query_proj(query).unsqueeze(2) + keys.unsqueeze(1))
             scores = self.v(hidden).squeeze(-1)
         else:
             scores = torch.bmm(query, keys.transpose(1, 2))
-        scores = scores.masked_fill(~src_mask.unsqueeze(1), float("-inf"))
+        if padded:
+            scores = scores.masked_fill(~src_mask.unsqueeze(1), float("-inf"))
         weights = torch.softmax(scores, dim=-1)
         return torch.bmm(weights, memory), weights
 
@@ -363,14 +364,9 @@ class Seq2Seq(nn.Module):
 
     def _step_attention(self, query: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, torch.Tensor]:
         """query (N, Hd) -> context (N, M), weights (N, S) for one step."""
-        if self.attention.kind == "additive":
-            context, weights = self.attention(query.unsqueeze(1), state.keys, state.memory, state.src_mask)
-            return context.squeeze(1), weights.squeeze(1)
-        scores = torch.bmm(query.unsqueeze(1), state.keys.transpose(1, 2))  # (N, 1, S)
-        if state.padded:
-            scores = scores.masked_fill(~state.src_mask.unsqueeze(1), float("-inf"))
-        weights = torch.softmax(scores, dim=-1)
-        return torch.bmm(weights, state.memory).squeeze(1), weights.squeeze(1)
+        context, weights = self.attention(query.unsqueeze(1), state.keys, state.memory, state.src_mask,
+                                          state.padded)
+        return context.squeeze(1), weights.squeeze(1)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
