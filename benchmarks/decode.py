@@ -38,7 +38,7 @@ def main() -> None:
     data = {"corpus": "multi30k", "path": args.data, "src_lang": cfg.src_lang, "tgt_lang": cfg.tgt_lang}
     val = read_split(data, "val").source[: args.sentences]
     print(machine_line())
-    dtype = str(translator.model.inference_dtype).removeprefix("torch.")
+    dtype = translator.model.inference_dtype_name
     print(f"model: {args.model} ({translator.model.num_parameters():,} parameters), "
           f"inference dtype {dtype} (--dtype {args.dtype})")
     lp = translator.default_settings().length_penalty

@@ -284,6 +284,11 @@ class Seq2Seq(nn.Module):
         """The dtype the decoding step multiplies its weights in (state stays float32)."""
         return self.__dict__.get("_inference_dtype", torch.float32)
 
+    @property
+    def inference_dtype_name(self) -> str:
+        """The inference dtype as :meth:`set_inference_dtype` takes it ("float32", "bfloat16")."""
+        return str(self.inference_dtype).removeprefix("torch.")
+
     def set_inference_dtype(self, name: str) -> "Seq2Seq":
         """"float32" (exact) or "bfloat16" (half the weight bytes a step reads: ~2x faster
         decoding on CPUs with native bfloat16, log-probs within ~1e-2). Training and

@@ -89,7 +89,7 @@ class Translator:
         search_ms = (time.perf_counter() - start) * 1000
         trace = build_trace(result, self.tokenizer, model_name=self.name, source=text,
                             source_ids=ids, settings=settings.to_dict(), timings_ms={})
-        trace.inference_dtype = str(self.model.inference_dtype).removeprefix("torch.")
+        trace.inference_dtype = self.model.inference_dtype_name
         trace.timings_ms = {"search_ms": round(search_ms, 2),
                             "total_ms": round((time.perf_counter() - start) * 1000, 2)}
         return trace

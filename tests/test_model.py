@@ -142,7 +142,7 @@ def test_bfloat16_inference_is_close_to_float32_and_switchable(toy_tokenizer, to
     tgt_in = torch.tensor([[2, 7, 8, 9]] * 3)
     exact, exact_memory = _decode_log_probs(model, src, lengths, tgt_in)
     model.set_inference_dtype("bfloat16")
-    assert model.inference_dtype == torch.bfloat16
+    assert model.inference_dtype == torch.bfloat16 and model.inference_dtype_name == "bfloat16"
     half, half_memory = _decode_log_probs(model, src, lengths, tgt_in)
     assert half.dtype == torch.float32 and half_memory.dtype == torch.float32
     torch.testing.assert_close(half_memory, exact_memory, atol=0.02, rtol=0.02)
@@ -152,6 +152,7 @@ def test_bfloat16_inference_is_close_to_float32_and_switchable(toy_tokenizer, to
     # training never sees the inference copies: forward is unchanged
     torch.testing.assert_close(model(src, lengths, tgt_in), make_model(toy_tokenizer, num_layers=layers)(src, lengths, tgt_in))
     model.set_inference_dtype("float32")
+    assert model.inference_dtype_name == "float32"
     assert torch.equal(_decode_log_probs(model, src, lengths, tgt_in)[0], exact)
     with pytest.raises(ValueError, match="float16"):
         model.set_inference_dtype("float16")

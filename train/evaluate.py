@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     result.update(model=args.model, split=args.split, method=args.method,
                   beam_size=args.beam_size if args.method == "beam" else 1,
                   length_penalty=settings.length_penalty,
-                  inference_dtype=str(translator.model.inference_dtype).removeprefix("torch."))
+                  inference_dtype=translator.model.inference_dtype_name)
     if args.json:
         print(json.dumps(result))
     else:
