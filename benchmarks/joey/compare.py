@@ -244,6 +244,11 @@ def bleu(hypotheses: Path, references: Path) -> float:
     return sacrebleu.corpus_bleu(hyps, [refs]).score
 
 
+def mean_words(path: Path) -> float:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return sum(len(line.split()) for line in lines) / max(len(lines), 1)
+
+
 # ------------------------------------------------------------------ report
 def table(rows: list[tuple[str, float, float, bool]]) -> str:
     """rows: (figure, ours, joey, higher_is_better) -> markdown with ours/theirs ratios."""
@@ -297,6 +302,9 @@ def main() -> None:
         ("beam-5 latency, batch 1, p90 ms", ours["latency_beam5_p90_ms"], joey["latency_beam5_p90_ms"], False),
         ("batched greedy, 1000 test sentences, s", ours["batched_greedy_s"], joey["batched_greedy_s"], False),
         ("batched beam 5, 1000 test sentences, s", ours["batched_beam5_s"], joey["batched_beam5_s"], False),
+        # decoding time grows with output length: a weaker model may write longer outputs
+        ("words per test translation (beam 5)", mean_words(work / "ours.test.en"),
+         mean_words(work / "joey.test.en"), False),
     ]
     if fast_inference_dtype() == "bfloat16":
         # what the demo runs on this CPU; Joey NMT has no bfloat16 CPU decoding to match it
