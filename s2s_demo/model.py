@@ -75,7 +75,8 @@ class DecoderState:
     ``h``, ``c``: (L, N, Hd); ``feed``: (N, O) previous attentional output (input feeding)
     or None; ``memory``: (N, S, 2He); ``keys``: (N, S, Hd or 2He) memory pre-projected for the
     attention score; ``src_mask``: (N, S) True at real tokens; ``padded``: False when no
-    row has padding, so attention can skip the mask.
+    row has padding, so attention can skip the mask; ``layouts``: the inference weight
+    layouts the steps use, looked up once per search by ``encode`` (None in training).
     """
 
     h: torch.Tensor
@@ -85,6 +86,7 @@ class DecoderState:
     keys: torch.Tensor | None
     src_mask: torch.Tensor
     padded: bool = True
+    layouts: "_StepLayouts | None" = None
 
     def select(self, rows: torch.Tensor, memory_rows: torch.Tensor | None = None) -> "DecoderState":
         """Keep/reorder rows ``rows`` (N',) of the recurrent state.
@@ -97,7 +99,7 @@ class DecoderState:
             mem, mask = mem[memory_rows], mask[memory_rows]
             keys = keys[memory_rows] if keys is not None else None
         feed = self.feed[rows] if self.feed is not None else None
-        return DecoderState(self.h[:, rows], self.c[:, rows], feed, mem, keys, mask, self.padded)
+        return DecoderState(self.h[:, rows], self.c[:, rows], feed, mem, keys, mask, self.padded, self.layouts)
 
 
 class Attention(nn.Module):
@@ -203,8 +205,10 @@ class Seq2Seq(nn.Module):
         if self.attention is not None:
             keys = memory if self.attention.kind == "dot" else linear("key_proj", self.attention.key_proj)(memory)
         feed = memory.new_zeros(batch, self.output_size) if cfg.input_feeding else None
+        # checking the layout cache costs ~20 µs (a key over every weight): once per search
+        layouts = self._step_layouts() if inference else None
         return DecoderState(bridge(h, "bridge_h").contiguous(), bridge(c, "bridge_c").contiguous(),
-                            feed, memory, keys, src_mask, padded)
+                            feed, memory, keys, src_mask, padded, layouts)
 
     # ------------------------------------------------------------------ decoder
     def _decode(self, tgt_in: torch.Tensor, state: DecoderState
@@ -353,7 +357,7 @@ class Seq2Seq(nn.Module):
                         ) -> tuple[torch.Tensor, torch.Tensor | None, DecoderState]:
         """``step`` without autograd or dropout: the same maths in as few ops as it takes
         (each costs microseconds of dispatch, as much as a step's small matmuls)."""
-        layouts = self._step_layouts()
+        layouts = state.layouts or self._step_layouts()
         inp = F.embedding(prev_tokens, self.tgt_embed.weight)  # (N, E)
         if self.config.input_feeding:
             inp = torch.cat([inp, state.feed], dim=1)
@@ -365,7 +369,8 @@ class Seq2Seq(nn.Module):
         pre = torch.tanh(layouts.combine(out))
         log_probs = torch.log_softmax(layouts.generator(pre), dim=-1)
         feed = pre if self.config.input_feeding else None
-        return log_probs, attn, DecoderState(h, c, feed, state.memory, state.keys, state.src_mask, state.padded)
+        return log_probs, attn, DecoderState(h, c, feed, state.memory, state.keys, state.src_mask,
+                                             state.padded, layouts)
 
     def _step_attention(self, query: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, torch.Tensor]:
         """query (N, Hd) -> context (N, M), weights (N, S) for one step."""
