@@ -84,12 +84,13 @@ def length_normalizer(length: int | torch.Tensor, settings: DecodeSettings):
     return ((5.0 + length) / 6.0) ** alpha
 
 
-def _entropy(log_probs: torch.Tensor) -> torch.Tensor:
-    """(..., V) log-probs -> (...,) entropy in nats (0 * log 0 counts as 0)."""
+def _entropy_(log_probs: torch.Tensor) -> torch.Tensor:
+    """(..., V) log-probs -> (...,) entropy in nats (0 * log 0 counts as 0). Clamps
+    ``log_probs`` in place (the callers' own copy): no (..., V) temporaries beyond one."""
     # Terms below exp(-80) (~1e-35) add nothing a float can hold; clamping there also maps
     # -inf to a finite value and keeps exp off its slow underflow path (~8x slower).
-    clamped = log_probs.clamp(min=-80.0)
-    return -(clamped.exp() * clamped).sum(-1)
+    clamped = log_probs.clamp_(min=-80.0)
+    return -clamped.exp().mul_(clamped).sum(-1)
 
 
 def _sampling_distribution(log_probs: torch.Tensor, settings: DecodeSettings) -> torch.Tensor:
@@ -141,15 +142,16 @@ class _Recorder:
         if self.held_floats > self.BUDGET:
             self._summarise_held()
 
-    def _summarise(self, raw: torch.Tensor, used: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """raw/used (..., V) -> top values, ids (2, ..., n) and entropies (2, ...)."""
-        both = torch.stack([raw, used])
+    def _summarise(self, raws: list[torch.Tensor], useds: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """k raw and k used (..., V) rows -> top values, ids (2, k, ..., n) and entropies (2, k, ...)."""
+        both = torch.stack(raws + useds)  # one copy of the rows: (2k, ..., V)
+        both = both.view(2, len(raws), *both.shape[1:])
         top = both.topk(min(self.top_n, both.size(-1)), dim=-1)
-        return top.values, top.indices, _entropy(both)
+        return top.values, top.indices, _entropy_(both)
 
     def _summarise_held(self) -> None:
         raws, useds = zip(*self.held)
-        values, ids, entropy = self._summarise(torch.stack(raws), torch.stack(useds))  # (2, k, W, n)
+        values, ids, entropy = self._summarise(list(raws), list(useds))  # (2, k, W, n)
         self.summaries.extend((values[:, i], ids[:, i], entropy[:, i]) for i in range(len(raws)))
         self.held, self.held_floats = [], 0
 
@@ -159,8 +161,8 @@ class _Recorder:
         parts = [(v[:, slot], i[:, slot], e[:, slot]) for (v, i, e), slot in zip(self.summaries, slots)]
         rest = slots[done:]
         if rest:
-            raw = torch.stack([self.held[t][0][slot] for t, slot in enumerate(rest)])  # (k, V)
-            used = torch.stack([self.held[t][1][slot] for t, slot in enumerate(rest)])
+            raw = [self.held[t][0][slot] for t, slot in enumerate(rest)]  # k rows (V,)
+            used = [self.held[t][1][slot] for t, slot in enumerate(rest)]
             values, ids, entropy = self._summarise(raw, used)  # (2, k, n), (2, k)
             # unbind: one op for all steps' views instead of an index op per step
             parts.extend(zip(values.unbind(1), ids.unbind(1), entropy.unbind(1)))

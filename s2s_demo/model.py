@@ -36,7 +36,8 @@ class InferenceLinear:
     decoding, that ran 2-3x faster than addmm (MKL) on a 2-core AMD EPYC; a single float32
     row stays on addmm, which was as fast. In bfloat16 a step reads half the weight bytes
     (decoding one sentence is bound by reading them). The bias is added in float32 and
-    the output is always float32.
+    the output is float32, except that ``keep_dtype=True`` without a bias returns the
+    product in the inference dtype (for a result that only feeds the next matmul).
     weight (O, I), bias (O,) or None; call: x (N, I) -> (N, O).
     """
 
@@ -51,9 +52,9 @@ class InferenceLinear:
         self.weight_t = weight.t().contiguous() if dtype == torch.float32 else None
         self.weight = weight.to(dtype) if self.packed is None else None
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, keep_dtype: bool = False) -> torch.Tensor:
         if x.dim() != 2:  # (..., I): the kernels take rows
-            return self(x.reshape(-1, x.size(-1))).view(*x.shape[:-1], -1)
+            return self(x.reshape(-1, x.size(-1)), keep_dtype).view(*x.shape[:-1], -1)
         if self.weight_t is not None and (self.packed is None or x.size(0) == 1):
             if self.bias is None:
                 return torch.mm(x, self.weight_t)
@@ -64,8 +65,10 @@ class InferenceLinear:
             out = torch.ops.mkldnn._linear_pointwise(x.to(self.dtype), self.packed, None, "none", [], "")
         else:
             out = F.linear(x.to(self.dtype), self.weight)
+        if self.bias is None:
+            return out if keep_dtype else out.float()
         # adding the float32 bias promotes a bfloat16 product back to float32 in one op
-        return out.float() if self.bias is None else torch.add(self.bias, out)
+        return torch.add(self.bias, out)
 
 
 @dataclass
@@ -366,9 +369,10 @@ class Seq2Seq(nn.Module):
         if self.attention is not None:
             context, attn = self._step_attention(out, state)
             out = torch.cat([out, context], dim=1)
-        pre = torch.tanh(layouts.combine(out))
+        # in bfloat16, tanh runs on the product as it is: the generator takes bfloat16 anyway
+        pre = torch.tanh(layouts.combine(out, keep_dtype=True))
         log_probs = torch.log_softmax(layouts.generator(pre), dim=-1)
-        feed = pre if self.config.input_feeding else None
+        feed = pre.float() if self.config.input_feeding else None
         return log_probs, attn, DecoderState(h, c, feed, state.memory, state.keys, state.src_mask,
                                              state.padded, layouts)
 

@@ -95,6 +95,26 @@ def test_recorded_distributions_and_logprobs(translator, toy_sentences, settings
         assert sum(step.attention) == pytest.approx(1.0, abs=1e-4)
 
 
+@pytest.mark.parametrize("method", ["greedy", "beam"])
+def test_recorded_top_n_and_entropy_match_the_models_distribution(translator, toy_sentences, method):
+    """Each step's raw top-n and entropy are those of the model's own distribution at that
+    prefix (teacher forcing), computed independently here."""
+    ids = translator.source_ids(toy_sentences[2])
+    result = search(translator.model, [ids], DecodeSettings(method=method, beam_size=3), record=True)[0]
+    tokens = result.hypotheses[0].tokens
+    src = torch.tensor([ids])
+    tgt_in = torch.tensor([[translator.model.config.bos_id] + tokens[:-1]])
+    with torch.no_grad():
+        logits = translator.model(src, torch.tensor([len(ids)]), tgt_in)[0]  # (T, V)
+    expected_entropy = torch.distributions.Categorical(logits=logits).entropy()
+    expected_top = torch.log_softmax(logits, -1).topk(len(result.steps[0].raw_top[0]), -1)
+    assert len(result.steps) == len(tokens)
+    for t, rec in enumerate(result.steps):
+        assert rec.raw_entropy == pytest.approx(float(expected_entropy[t]), abs=1e-4)
+        torch.testing.assert_close(rec.raw_top[0], expected_top.values[t], atol=1e-4, rtol=1e-4)
+        assert 0.0 <= rec.used_entropy <= math.log(logits.size(-1)) + 1e-4
+
+
 def test_sampling_distribution_sums_to_one(random_translator, toy_sentences):
     settings = DecodeSettings(method="sample", temperature=0.5, top_p=0.8, record_top_n=100, seed=0)
     result = search(random_translator.model, [random_translator.source_ids(toy_sentences[2])], settings,

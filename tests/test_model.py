@@ -118,9 +118,15 @@ def test_inference_linear_matches_linear(rows, bias):
         expected = layer(x)
     torch.testing.assert_close(fast(x), expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(fast(x.view(rows, 1, 48)), expected.view(rows, 1, 80), atol=1e-5, rtol=1e-5)
-    half = InferenceLinear(layer.weight, layer.bias, torch.bfloat16)(x)
+    half_linear = InferenceLinear(layer.weight, layer.bias, torch.bfloat16)
+    half = half_linear(x)
     assert half.dtype == torch.float32
     torch.testing.assert_close(half, expected, atol=0.05, rtol=0.02)
+    # keep_dtype: a bias-free product stays bfloat16; with a bias the output is float32 anyway
+    kept = half_linear(x, keep_dtype=True)
+    assert kept.dtype == (torch.float32 if bias else torch.bfloat16)
+    torch.testing.assert_close(kept.float(), expected, atol=0.05, rtol=0.02)
+    assert fast(x, keep_dtype=True).dtype == torch.float32
 
 
 def _decode_log_probs(model, src, lengths, tgt_in):
