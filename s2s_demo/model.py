@@ -208,7 +208,7 @@ class Seq2Seq(nn.Module):
         if self.attention is not None:
             keys = memory if self.attention.kind == "dot" else linear("key_proj", self.attention.key_proj)(memory)
         feed = memory.new_zeros(batch, self.output_size) if cfg.input_feeding else None
-        # checking the layout cache costs ~20 µs (a key over every weight): once per search
+        # checking the layout cache builds a key over every weight: once per search, not per step
         layouts = self._step_layouts() if inference else None
         return DecoderState(bridge(h, "bridge_h").contiguous(), bridge(c, "bridge_c").contiguous(),
                             feed, memory, keys, src_mask, padded, layouts)

@@ -245,6 +245,7 @@ def bleu(hypotheses: Path, references: Path) -> float:
 
 
 def mean_words(path: Path) -> float:
+    """Whitespace-separated words per line of a translation file."""
     lines = path.read_text(encoding="utf-8").splitlines()
     return sum(len(line.split()) for line in lines) / max(len(lines), 1)
 
