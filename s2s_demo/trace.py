@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from .decoding import Hypothesis, SearchResult
+import torch
+
+from .decoding import Hypothesis, SearchResult, StepRecord
 from .tokenizer import TokenizerPair
 
 
@@ -95,11 +97,21 @@ def _finite(value):
     return value
 
 
-def _candidates(logprobs, ids, tokenizer: TokenizerPair) -> list[Candidate]:
-    """logprobs, ids: (n,) tensors of one step's top candidates."""
-    logprobs, ids = logprobs.tolist(), ids.tolist()
-    pieces = tokenizer.target_pieces(ids)
-    return [Candidate(p, i, math.exp(lp)) for lp, i, p in zip(logprobs, ids, pieces) if lp > -math.inf]
+def _step_candidates(records: list[StepRecord], tokenizer: TokenizerPair
+                     ) -> list[tuple[list[Candidate], list[Candidate]]]:
+    """(used, raw) top candidates of every step. Each record holds (n,) tensors: they are
+    stacked into one (2T, n) tensor so the steps cost one list conversion and one piece
+    lookup, not two per step."""
+    if not records:
+        return []
+    logprobs = torch.stack([v for r in records for v in (r.used_top[0], r.raw_top[0])]).tolist()
+    ids = torch.stack([i for r in records for i in (r.used_top[1], r.raw_top[1])]).tolist()
+    pieces = iter(tokenizer.target_pieces([i for row in ids for i in row]))
+    lists = [[Candidate(next(pieces), i, math.exp(lp)) for lp, i in zip(row_lp, row_ids)]
+             for row_lp, row_ids in zip(logprobs, ids)]
+    # tokens a filter removed (-inf) are not candidates
+    lists = [[c for c, lp in zip(row, row_lp) if lp > -math.inf] for row, row_lp in zip(lists, logprobs)]
+    return list(zip(lists[0::2], lists[1::2]))
 
 
 def _hypothesis_view(hyp: Hypothesis, tokenizer: TokenizerPair) -> HypothesisView:
@@ -113,14 +125,20 @@ def build_trace(result: SearchResult, tokenizer: TokenizerPair, *, model_name: s
     steps: list[Step] = []
     best = result.hypotheses[0] if result.hypotheses else None
     if best is not None:
-        for t, (token, rec) in enumerate(zip(best.tokens, result.steps)):
+        records = result.steps[: len(best.tokens)]
+        pieces = tokenizer.target_pieces(best.tokens)
+        attention = [r.attention for r in records]
+        # one conversion for every step's attention row (all have the source's length)
+        attention = torch.stack(attention).tolist() if attention and attention[0] is not None \
+            else [None] * len(records)
+        for t, (token, rec, (top, model_top), attn) in enumerate(
+                zip(best.tokens, records, _step_candidates(records, tokenizer), attention)):
             steps.append(Step(
-                step=t, piece=tokenizer.target_pieces([token])[0], token_id=token,
+                step=t, piece=pieces[t], token_id=token,
                 prob=math.exp(best.used_logprobs[t]), model_prob=math.exp(best.token_logprobs[t]),
                 logprob=best.token_logprobs[t], forced=rec.forced,
                 entropy=rec.used_entropy, model_entropy=rec.raw_entropy,
-                top=_candidates(*rec.used_top, tokenizer), model_top=_candidates(*rec.raw_top, tokenizer),
-                attention=rec.attention.tolist() if rec.attention is not None else None,
+                top=top, model_top=model_top, attention=attn,
             ))
     node_pieces = tokenizer.target_pieces([n["token_id"] for n in result.nodes])
     nodes = [BeamNode(0, -1, -1, "<s>", -1, 0.0, "kept")]

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from s2s_demo.decoding import _Recorder, length_normalizer, search, translate_ids
+from s2s_demo.decoding import _Recorder, _RowSearch, _Search, length_normalizer, search, translate_ids
 from s2s_demo.model import sequence_log_prob
 from s2s_demo.settings import DecodeSettings, SettingsError
 
@@ -245,3 +245,51 @@ def test_recording_over_the_memory_budget_gives_the_same_trace(translator, toy_s
         torch.testing.assert_close(a.raw_top[0], b.raw_top[0])
         assert torch.equal(a.used_top[1], b.used_top[1]) and a.forced == b.forced
         assert a.raw_entropy == pytest.approx(b.raw_entropy, abs=1e-5)
+
+
+@pytest.mark.parametrize("settings", [
+    DecodeSettings(method="greedy"),
+    DecodeSettings(method="greedy", min_length=4, max_length=6, no_repeat_ngram_size=2, ban_unk=False),
+    DecodeSettings(method="greedy", forced_prefix=(7, 9), length_penalty=0.6),
+    DecodeSettings(method="sample", temperature=1.3, top_k=20, top_p=0.9, seed=3),
+    DecodeSettings(method="sample", temperature=0.7, seed=4, forced_prefix=(5,), no_repeat_ngram_size=1),
+])
+@pytest.mark.parametrize("record", [False, True])
+def test_single_row_search_equals_the_batched_search(translator, toy_sentences, settings, record):
+    """One sentence with greedy or sampling takes the scalar path; it must give what the
+    general (B, W)-tensor search gives: hypotheses, log-probs, recorded steps and tree."""
+    model = translator.model
+    for text in toy_sentences[:4]:
+        ids = [translator.source_ids(text)]
+        with torch.inference_mode():
+            fast = _RowSearch(model, ids, settings, record).run()[0]
+            general = _Search(model, ids, settings, record).run()[0]
+        assert len(fast.hypotheses) == len(general.hypotheses) == 1
+        a, b = fast.hypotheses[0], general.hypotheses[0]
+        assert a.tokens == b.tokens and a.slots == b.slots
+        # the scalar path sums in float64, the tensor path in float32
+        assert a.token_logprobs == pytest.approx(b.token_logprobs, abs=1e-5)
+        assert a.used_logprobs == pytest.approx(b.used_logprobs, abs=1e-5, nan_ok=True)
+        assert (a.logprob, a.score) == pytest.approx((b.logprob, b.score), rel=1e-5, abs=1e-4)
+        assert fast.seed == general.seed
+        assert len(fast.steps) == len(general.steps) == (len(a.tokens) if record else 0)
+        for x, y in zip(fast.steps, general.steps):
+            assert torch.equal(x.raw_top[1], y.raw_top[1]) and torch.equal(x.used_top[1], y.used_top[1])
+            assert x.used_entropy == pytest.approx(y.used_entropy, abs=1e-5) and x.forced == y.forced
+        assert [{**n, "score": pytest.approx(n["score"], rel=1e-5, abs=1e-4)} for n in general.nodes] == fast.nodes
+        assert bool(fast.nodes) == record
+
+
+def test_trace_of_a_model_without_attention(toy_tokenizer, toy_sentences):
+    from s2s_demo.translator import Translator
+
+    translator = Translator(make_model(toy_tokenizer, attention="none"), toy_tokenizer)
+    for settings in (DecodeSettings(method="greedy"), DecodeSettings(method="beam", beam_size=3)):
+        trace = translator.translate(toy_sentences[0], settings)
+        assert trace.steps and all(step.attention is None for step in trace.steps)
+        assert [step.token_id for step in trace.steps] == trace.hypotheses[0].token_ids
+        for step in trace.steps:
+            assert len(step.model_top) == 10 and step.model_top[0].prob >= step.model_top[-1].prob
+            if settings.method == "greedy":  # greedy takes the best allowed token
+                assert step.top[0].token_id == step.token_id
+                assert step.top[0].prob == pytest.approx(step.prob, rel=1e-5)
