@@ -32,9 +32,10 @@ def _onednn_linear_available() -> bool:
 class InferenceLinear:
     """``x W^T + b`` for decoding steps, on weights laid out once for the few rows a step has.
 
-    On CPU it uses oneDNN's pre-packed weights: for a beam's few rows, and for batched
-    decoding, that ran 2-3x faster than addmm (MKL) on a 2-core AMD EPYC; a single float32
-    row stays on addmm, which was as fast. In bfloat16 a step reads half the weight bytes
+    On CPU it uses oneDNN's pre-packed weights: on a 2-core AMD EPYC they beat MKL's addmm
+    on W^T for every shape and row count (1 or 5) of the de-en step, by 1.4-5.5x, but
+    for one tie (float32 combine, one row): ``python -m benchmarks.linear``. An Intel VM
+    earlier had favoured addmm for a float32 row. In bfloat16 a step reads half the weight bytes
     (decoding one sentence is bound by reading them). The bias is added in float32 and
     the output is float32, except that ``keep_dtype=True`` without a bias returns the
     product in the inference dtype (for a result that only feeds the next matmul).
@@ -48,17 +49,11 @@ class InferenceLinear:
         self.packed = None
         if weight.device.type == "cpu" and _onednn_linear_available():
             self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.to(dtype).contiguous(), _PACK_ROWS)
-        # float32 at one row: MKL's addmm on W^T beats oneDNN here (greedy decoding)
-        self.weight_t = weight.t().contiguous() if dtype == torch.float32 else None
         self.weight = weight.to(dtype) if self.packed is None else None
 
     def __call__(self, x: torch.Tensor, keep_dtype: bool = False) -> torch.Tensor:
         if x.dim() != 2:  # (..., I): the kernels take rows
             return self(x.reshape(-1, x.size(-1)), keep_dtype).view(*x.shape[:-1], -1)
-        if self.weight_t is not None and (self.packed is None or x.size(0) == 1):
-            if self.bias is None:
-                return torch.mm(x, self.weight_t)
-            return torch.addmm(self.bias, x, self.weight_t)
         if self.packed is not None:
             if self.dtype == torch.float32:
                 return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")

@@ -1,0 +1,78 @@
+"""The matmul kernels a decoding step could use, timed on the shipped model's shapes.
+
+    python -m benchmarks.linear --model assets/models/de-en --threads 2 --rows 1 5
+
+For each of the step's three products (LSTM cell [x; h] -> gates, combine, generator) and
+each row count: median microseconds per call of oneDNN on pre-packed weights (what
+``InferenceLinear`` uses), of MKL's ``addmm`` on W^T and of ``F.linear``, in float32 and
+bfloat16. This is the measurement behind ``InferenceLinear``'s choice of kernel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from s2s_demo.hub import load, parse_ref
+from s2s_demo.model import _PACK_ROWS
+
+from .common import machine_line
+
+
+def median_us(call, repeats: int) -> float:
+    for _ in range(repeats // 10):
+        call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e6
+
+
+def kernels(weight: torch.Tensor, rows: int, dtype: torch.dtype, pack_rows: int) -> dict:
+    """name -> a no-argument call computing x W^T for ``rows`` random rows."""
+    x = torch.randn(rows, weight.size(1)).to(dtype)
+    w = weight.to(dtype).contiguous()
+    packed = torch.ops.mkldnn._reorder_linear_weight(w, pack_rows)
+    w_t = w.t().contiguous()
+    return {
+        "onednn packed": lambda: torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], ""),
+        "addmm W^T": lambda: torch.mm(x, w_t),
+        "F.linear": lambda: F.linear(x, w),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="assets/models/de-en")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rows", type=int, nargs="+", default=[1, 5])
+    parser.add_argument("--repeats", type=int, default=2000)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model = load(*parse_ref(args.model)).model
+    layers = model.decoder
+    shapes = {
+        "cell": torch.cat([layers.weight_ih_l0, layers.weight_hh_l0], 1),
+        "combine": model.combine.weight,
+        "generator": model.generator.weight,
+    }
+    print(machine_line())
+    print(f"model: {args.model}; weights packed for {_PACK_ROWS} rows; median µs per call of {args.repeats}")
+    with torch.inference_mode():
+        for name, weight in shapes.items():
+            for dtype in (torch.float32, torch.bfloat16):
+                for rows in args.rows:
+                    timings = {kernel: median_us(call, args.repeats)
+                               for kernel, call in kernels(weight.detach(), rows, dtype, _PACK_ROWS).items()}
+                    cells = ", ".join(f"{k} {v:.1f}" for k, v in timings.items())
+                    print(f"{name:9s} {tuple(weight.shape)} {str(dtype)[6:]:8s} rows {rows}: {cells}")
+
+
+if __name__ == "__main__":
+    main()
