@@ -14,9 +14,11 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 from s2s_demo.hub import INFERENCE_DTYPE_CHOICES  # noqa: E402
+from s2s_demo.runtime import tune_allocator  # noqa: E402
 from s2s_demo.ui.blocks import build_demo  # noqa: E402
 from s2s_demo.ui.registry import ModelRegistry  # noqa: E402
 
+tune_allocator()  # decoding's ~1 MB blocks from the heap, not a fresh mmap each (see s2s_demo/runtime.py)
 # Batch-1 decoding is memory-bound: one thread per request, as many requests as cores.
 torch.set_num_threads(int(os.environ.get("S2S_TORCH_THREADS", "1")))
 CONCURRENCY = int(os.environ.get("S2S_CONCURRENCY", str(os.cpu_count() or 2)))

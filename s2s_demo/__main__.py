@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from .hub import INFERENCE_DTYPE_CHOICES, ModelLoadError, load, parse_ref
+from .runtime import tune_allocator
 from .settings import SettingsError
 
 
@@ -28,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="what decoding multiplies in: float32 (exact), bfloat16 (faster on CPUs "
                          "with native bfloat16) or auto")
     args = parser.parse_args(argv)
+    tune_allocator()
     try:
         translator = load(*parse_ref(args.model), inference_dtype=args.dtype)
         settings = translator.default_settings().replace(method=args.method, beam_size=args.beam_size)

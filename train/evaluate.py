@@ -14,6 +14,7 @@ import time
 import sacrebleu
 
 from s2s_demo.hub import INFERENCE_DTYPE_CHOICES, load, parse_ref
+from s2s_demo.runtime import tune_allocator
 from s2s_demo.settings import DecodeSettings
 
 from .configuration import DEFAULTS
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dtype", choices=INFERENCE_DTYPE_CHOICES, default="float32",
                         help="inference dtype of the decoding matmuls (the cards report float32)")
     args = parser.parse_args(argv)
+    tune_allocator()
     ref, revision = parse_ref(args.model)
     translator = load(ref, revision, inference_dtype=args.dtype)
     cfg = translator.model.config
