@@ -20,6 +20,7 @@ import torch
 import yaml
 
 from s2s_demo.hub import load, push_folder
+from s2s_demo.runtime import tune_allocator
 from s2s_demo.settings import DecodeSettings
 
 from .configuration import load_config
@@ -164,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", help="model name in the card (default: the folder name)")
     parser.add_argument("--push", metavar="REPO_ID", help="upload to this Hub repo (HF_TOKEN)")
     args = parser.parse_args(argv)
+    tune_allocator()
     config = load_config(args.config)
     config["_path"] = args.config
     run_dir = Path(config["training"]["out_dir"])
