@@ -60,8 +60,7 @@ def main() -> None:
         print(f"latency {name:6s} (full trace, batch 1, {len(val)} val sentences x {args.rounds} rounds): "
               f"median {statistics.median(values):.1f} ms, p90 {percentile(values, 90):.1f} ms")
     test = read_split(data, "test_2016_flickr").source
-    for name, settings in (("greedy", DecodeSettings(method="greedy")),
-                           ("beam5", DecodeSettings(method="beam", beam_size=5, length_penalty=lp))):
+    for name, settings in latency_settings.items():
         start = time.perf_counter()
         translator.translate_batch(test, settings, batch_size=args.batch_size)
         seconds = time.perf_counter() - start
