@@ -9,15 +9,20 @@ from pathlib import Path
 MODELS = Path(__file__).resolve().parents[1] / "assets" / "models"
 
 
-def main() -> None:
-    print("| model | split | BLEU greedy | BLEU beam 5 | chrF beam 5 | reproduce |")
-    print("|---|---|---|---|---|---|")
+def table() -> list[str]:
+    """The table's markdown lines, a row per shipped model and test split."""
+    lines = ["| model | split | BLEU greedy | BLEU beam 5 | chrF beam 5 | reproduce |", "|---|---|---|---|---|---|"]
     for folder in sorted(p for p in MODELS.iterdir() if (p / "results.json").exists()):
         data = json.loads((folder / "results.json").read_text())
         for split, by_method in data["results"].items():
             cmd = (f"`python -m train.evaluate --model assets/models/{folder.name} --split {split}`")
-            print(f"| {folder.name} | {split} | {by_method['greedy']['bleu']:.2f} | {by_method['beam5']['bleu']:.2f}"
-                  f" | {by_method['beam5']['chrf']:.2f} | {cmd} |")
+            lines.append(f"| {folder.name} | {split} | {by_method['greedy']['bleu']:.2f}"
+                         f" | {by_method['beam5']['bleu']:.2f} | {by_method['beam5']['chrf']:.2f} | {cmd} |")
+    return lines
+
+
+def main() -> None:
+    print("\n".join(table()))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,37 @@
+"""The model folders shipped in assets/models: they load through the Hub code path, name themselves
+after their folder, and the README's results table is the one their results.json files build."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks.results_table import table
+from s2s_demo.hub import load
+from s2s_demo.settings import DecodeSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = sorted(p for p in (ROOT / "assets" / "models").iterdir() if (p / "config.json").exists())
+SOURCES = {"de": "Zwei Hunde spielen im Schnee.", "en": "Two dogs are playing in the snow."}
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: p.name)
+def test_shipped_model_loads_and_names_itself_after_its_folder(folder):
+    translator = load(str(folder), inference_dtype="float32")
+    assert translator.name == folder.name
+    source = SOURCES[json.loads((folder / "config.json").read_text())["src_lang"]]
+    trace = translator.translate(source, DecodeSettings(method="beam", beam_size=5))
+    assert trace.model == folder.name
+    assert trace.translation.strip()
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: p.name)
+def test_card_states_the_measured_beam_scores(folder):
+    card = (folder / "README.md").read_text()
+    for split, by_method in json.loads((folder / "results.json").read_text())["results"].items():
+        assert f"value: {by_method['beam5']['bleu']}\n      name: {split} beam5 bleu" in card
+
+
+def test_readme_results_table_is_built_from_the_cards():
+    readme = (ROOT / "README.md").read_text()
+    assert "\n".join(table()) in readme
