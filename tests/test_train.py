@@ -1,5 +1,6 @@
 """Training: overfitting a toy corpus, exact resume, multi-process (DDP) training."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -46,25 +47,29 @@ def test_tiny_model_overfits_and_translates_its_training_set(tmp_path, toy_corpu
 
 
 def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, toy_corpus):
-    kw = {"max_steps": 40, "checkpoint_every": 10}
+    kw = {"max_steps": 60, "checkpoint_every": 10}
     straight = load_config(write_config(tmp_path, toy_corpus, tmp_path / "straight", **kw))
     straight["model"].update(dropout=0.3, emb_dropout=0.2)  # the RNG state must be restored too
     train(straight)
 
-    broken = load_config(write_config(tmp_path, toy_corpus, tmp_path / "broken", **{**kw, "max_steps": 27}))
+    broken = load_config(write_config(tmp_path, toy_corpus, tmp_path / "broken", **{**kw, "max_steps": 47}))
     broken["model"].update(dropout=0.3, emb_dropout=0.2)
     train(broken)
     ckpts = tmp_path / "broken" / "checkpoints"
-    # a kill at step 27 leaves only the step-20 checkpoint behind
-    shutil.copy(ckpts / "step-20.pt", ckpts / "last.pt")
-    broken["training"]["max_steps"] = 40
+    # a kill at step 47 with the step-30 checkpoint last written (its log has step 40's row)
+    shutil.copy(ckpts / "step-30.pt", ckpts / "last.pt")
+    broken["training"]["max_steps"] = 60
     train(broken)
 
     a = torch.load(tmp_path / "straight" / "checkpoints" / "last.pt", weights_only=True)
     b = torch.load(ckpts / "last.pt", weights_only=True)
-    assert a["progress"]["step"] == b["progress"]["step"] == 40
+    assert a["progress"]["step"] == b["progress"]["step"] == 60
     for name, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][name]), name
+    # the log forgets the rows of the steps that ran again (31-47)
+    logged = [json.loads(line) for line in (tmp_path / "broken" / "metrics.jsonl").read_text().splitlines()]
+    expected = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r.get("train_loss")) for r in logged] == [(r["step"], r.get("train_loss")) for r in expected]
 
 
 def test_fine_tune_starts_from_a_published_folder(tmp_path, toy_corpus):

@@ -234,6 +234,7 @@ def train(config: dict, rank: int = 0, world: int = 1) -> Path:
             print(f"initialised from {tcfg['init_from']}", flush=True)
     metrics_path = out_dir / "metrics.jsonl"
     if rank == 0:
+        _drop_rows_after(metrics_path, progress["step"])
         print(f"model: {core.num_parameters():,} parameters; {len(train_examples):,} training pairs",
               flush=True)
     bar = tqdm(total=tcfg["max_steps"], initial=progress["step"], desc=out_dir.name,
@@ -348,6 +349,16 @@ def init_weights(model: Seq2Seq, model_folder: Path) -> None:
     except RuntimeError as err:
         raise ValueError(f"training.init_from={model_folder} does not fit this config's model "
                          f"section: {err}") from err
+
+
+def _drop_rows_after(path: Path, step: int) -> None:
+    """Forget the log rows of steps past the checkpoint we resume from: those steps run again."""
+    if not path.exists():
+        return
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line)["step"] <= step]
+    if len(kept) < len(lines):
+        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
 def _log(path: Path, row: dict) -> None:
