@@ -84,13 +84,11 @@ def length_normalizer(length: int | torch.Tensor, settings: DecodeSettings):
     return ((5.0 + length) / 6.0) ** alpha
 
 
-def _entropy_(log_probs: torch.Tensor) -> torch.Tensor:
-    """(..., V) log-probs -> (...,) entropy in nats (0 * log 0 counts as 0). Clamps
-    ``log_probs`` in place (the callers' own copy): no (..., V) temporaries beyond one."""
-    # Terms below exp(-80) (~1e-35) add nothing a float can hold; clamping there also maps
-    # -inf to a finite value and keeps exp off its slow underflow path (~8x slower).
-    clamped = log_probs.clamp_(min=-80.0)
-    return -clamped.exp().mul_(clamped).sum(-1)
+def _entropy(log_probs: torch.Tensor) -> torch.Tensor:
+    """(..., V) normalised log-probs -> (...,) entropy in nats (0 * log 0 counts as 0)."""
+    # softmax of log-probs is their exp, but its kernel runs ~1.4x faster than exp's on
+    # decoding's rows (-inf and deep underflow included); 0 * -inf is NaN, which nansum skips
+    return -torch.softmax(log_probs, dim=-1).mul_(log_probs).nansum(-1)
 
 
 def _sampling_distribution(log_probs: torch.Tensor, settings: DecodeSettings) -> torch.Tensor:
@@ -148,7 +146,7 @@ class _Recorder:
         both = torch.stack(raws + useds)  # one copy of the rows: (2k, ..., V)
         both = both.view(2, len(raws), *both.shape[1:])
         top = both.topk(min(self.top_n, both.size(-1)), dim=-1)
-        return top.values, top.indices, _entropy_(both)
+        return top.values, top.indices, _entropy(both)
 
     def _summarise_held(self) -> None:
         raws, useds = zip(*self.held)

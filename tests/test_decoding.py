@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from s2s_demo.decoding import _Recorder, _RowSearch, _Search, length_normalizer, search, translate_ids
+from s2s_demo.decoding import (_entropy, _Recorder, _RowSearch, _Search, length_normalizer, search,
+                                translate_ids)
 from s2s_demo.model import sequence_log_prob
 from s2s_demo.settings import DecodeSettings, SettingsError
 
@@ -113,6 +114,17 @@ def test_recorded_top_n_and_entropy_match_the_models_distribution(translator, to
         assert rec.raw_entropy == pytest.approx(float(expected_entropy[t]), abs=1e-4)
         torch.testing.assert_close(rec.raw_top[0], expected_top.values[t], atol=1e-4, rtol=1e-4)
         assert 0.0 <= rec.used_entropy <= math.log(logits.size(-1)) + 1e-4
+
+
+def test_entropy_skips_removed_tokens_and_underflow():
+    """Filtered tokens (-inf) and probabilities below float's range add nothing, as 0 log 0 = 0."""
+    rows = torch.log_softmax(torch.tensor([[3.0, 1.0, -2.0, 0.5], [200.0, 0.0, 1.0, -150.0]]), -1)
+    rows[0, 2] = -math.inf
+    rows[0] = torch.log_softmax(rows[0], -1)
+    probs = rows.double().exp()
+    expected = -(probs * rows.double().nan_to_num(neginf=0.0)).sum(-1)
+    torch.testing.assert_close(_entropy(rows), expected.float(), atol=1e-6, rtol=1e-5)
+    assert torch.isfinite(_entropy(rows)).all()
 
 
 def test_sampling_distribution_sums_to_one(random_translator, toy_sentences):
