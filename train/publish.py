@@ -109,7 +109,7 @@ Length penalty on val (beam 5, BLEU): {", ".join(f"α={a}: {b:.2f}" for a, b in 
 
 - Parameters: {translator.model.num_parameters():,}
 - Embeddings {cfg.emb_size}; encoder BiLSTM {cfg.num_layers} layer(s) × {cfg.enc_hidden_size} per direction;
-  bridge from the concatenated final forward/backward states; decoder LSTM {cfg.dec_hidden_size};
+  bridge from the concatenated final forward/backward states; decoder LSTM {cfg.num_layers} layer(s) × {cfg.dec_hidden_size};
   attention: {cfg.attention}; input feeding: {cfg.input_feeding}; tied target embeddings: {cfg.tie_embeddings}
 - Vocabulary: sentencepiece unigram, source {translator.tokenizer.src_vocab_size}, target {translator.tokenizer.tgt_vocab_size} pieces
 
