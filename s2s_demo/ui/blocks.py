@@ -79,7 +79,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                 gr.Markdown("**What if?** Force another token at this step; the model continues from there.")
                 with gr.Row():
                     alternative = gr.Dropdown(choices=[], label="Alternative token", interactive=True, scale=3)
-                    whatif_btn = gr.Button("Re-decode with this token", scale=1)
+                    whatif_btn = gr.Button("Re-decode with this token", variant="primary", scale=1)
                     reset_btn = gr.Button("Reset", scale=1)
                 with gr.Row():
                     original_box = gr.Textbox(label="Original translation", interactive=False)
