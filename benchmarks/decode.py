@@ -5,6 +5,9 @@
 Latency: the first --sentences sentences of Multi30k val, one at a time, through
 Translator.translate (the page's code path: full traces), greedy and beam 5.
 Throughput: the whole test_2016_flickr split through translate_batch (no traces).
+--breakdown: where a greedy sentence's time goes, as medians of nested stages on the same
+sentences: the encoder; the encoder and the model's steps along the greedy output; the search
+without and with recording; the whole ``translate`` (adds tokenizing and building the Trace).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import time
 
 import torch
 
+from s2s_demo.decoding import search, translate_ids
 from s2s_demo.hub import INFERENCE_DTYPE_CHOICES, load, parse_ref
 from s2s_demo.runtime import OPT_OUT_ENV, tune_allocator
 from s2s_demo.settings import DecodeSettings
@@ -32,6 +36,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=1,
                         help="latency passes over the sentences (each round's median is printed too)")
+    parser.add_argument("--breakdown", action="store_true", help="also time the stages of a greedy sentence")
     parser.add_argument("--dtype", choices=INFERENCE_DTYPE_CHOICES, default="auto",
                         help="inference dtype of the decoding matmuls (auto: what the demo uses)")
     args = parser.parse_args()
@@ -59,6 +64,8 @@ def main() -> None:
     for name, values in times.items():
         print(f"latency {name:6s} (full trace, batch 1, {len(val)} val sentences x {args.rounds} rounds): "
               f"median {statistics.median(values):.1f} ms, p90 {percentile(values, 90):.1f} ms")
+    if args.breakdown:
+        print_breakdown(translator, val)
     test = read_split(data, "test_2016_flickr").source
     for name, settings in latency_settings.items():
         start = time.perf_counter()
@@ -66,6 +73,32 @@ def main() -> None:
         seconds = time.perf_counter() - start
         print(f"batched {name:6s} (no traces, batch {args.batch_size}, {len(test)} test_2016 sentences): "
               f"{seconds:.1f} s, {len(test) / seconds:.1f} sentences/s")
+
+
+def print_breakdown(translator, texts: list[str]) -> None:
+    """Median ms per sentence of nested stages of greedy decoding with a trace (see --breakdown)."""
+    model, greedy = translator.model, DecodeSettings(method="greedy")
+    sources = [translator.source_ids(text) for text in texts]
+    outputs = [translate_ids(model, [ids], greedy)[0] + [model.config.eos_id] for ids in sources]
+
+    def encode(i: int):
+        return model.encode(torch.tensor([sources[i]]), torch.tensor([len(sources[i])]))
+
+    def encode_and_steps(i: int) -> None:
+        state, prev = encode(i), torch.tensor([model.config.bos_id])
+        for token in outputs[i]:
+            _, _, state = model.step(prev, state)
+            prev = torch.tensor([token])
+
+    stages = {"encoder": encode, "+ model steps": encode_and_steps,
+              "search, no trace": lambda i: search(model, [sources[i]], greedy),
+              "search, recording": lambda i: search(model, [sources[i]], greedy, record=True),
+              "translate (Trace)": lambda i: translator.translate(texts[i], greedy)}
+    steps = statistics.mean(len(o) for o in outputs)
+    print(f"greedy breakdown ({len(texts)} val sentences, {steps:.1f} steps on average), median ms:")
+    with torch.inference_mode():
+        for name, stage in stages.items():
+            print(f"  {name:18s} {statistics.median(latencies_ms(stage, list(range(len(texts))))):.2f}")
 
 
 if __name__ == "__main__":

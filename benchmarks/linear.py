@@ -6,6 +6,10 @@ For each of the step's three products (LSTM cell [x; h] -> gates, combine, gener
 each row count: median microseconds per call of oneDNN on pre-packed weights (what
 ``InferenceLinear`` uses), of MKL's ``addmm`` on W^T and of ``F.linear``, in float32 and
 bfloat16. This is the measurement behind ``InferenceLinear``'s choice of kernel.
+
+Last, the three oneDNN products one after another, as a step calls them: each then finds
+less of its weights in cache than when it is timed alone, so this is closer to their share
+of a real step than the sum of the lines above.
 """
 
 from __future__ import annotations
@@ -72,6 +76,12 @@ def main() -> None:
                                for kernel, call in kernels(weight.detach(), rows, dtype, _PACK_ROWS).items()}
                     cells = ", ".join(f"{k} {v:.1f}" for k, v in timings.items())
                     print(f"{name:9s} {tuple(weight.shape)} {str(dtype)[6:]:8s} rows {rows}: {cells}")
+        for dtype in (torch.float32, torch.bfloat16):
+            calls = [kernels(w.detach(), 1, dtype, _PACK_ROWS)["onednn packed"] for w in shapes.values()]
+            alone = sum(median_us(call, args.repeats) for call in calls)
+            in_turn = median_us(lambda: [call() for call in calls], args.repeats)
+            print(f"a step's three products in turn, {str(dtype)[6:]}, rows 1: {in_turn:.1f} µs "
+                  f"(timed alone they sum to {alone:.1f})")
 
 
 if __name__ == "__main__":
