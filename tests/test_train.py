@@ -1,5 +1,6 @@
 """Training: overfitting a toy corpus, exact resume, multi-process (DDP) training."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -11,6 +12,7 @@ import torch
 import yaml
 
 from s2s_demo import hub
+from s2s_demo.config import ModelConfig
 from s2s_demo.settings import DecodeSettings
 from train.configuration import load_config
 from train.train import train
@@ -117,3 +119,11 @@ def test_torchrun_two_processes(tmp_path, toy_corpus):
     progress = torch.load(tmp_path / "ddp" / "checkpoints" / "last.pt", weights_only=True)["progress"]
     assert progress["step"] == 20
     assert "valid_bleu" in (tmp_path / "ddp" / "metrics.jsonl").read_text()
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "train" / "configs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_configs_load_and_name_only_known_model_fields(path):
+    config = load_config(path)
+    known = {f.name for f in dataclasses.fields(ModelConfig)}
+    assert set(config["model"]) <= known, sorted(set(config["model"]) - known)
+    assert config["data"]["src_lang"] != config["data"]["tgt_lang"]
