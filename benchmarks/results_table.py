@@ -11,7 +11,8 @@ MODELS = Path(__file__).resolve().parents[1] / "assets" / "models"
 
 def table() -> list[str]:
     """The table's markdown lines, a row per shipped model and test split."""
-    lines = ["| model | split | BLEU greedy | BLEU beam 5 | chrF beam 5 | reproduce |", "|---|---|---|---|---|---|"]
+    lines = ["| model | split | BLEU greedy | BLEU beam 5 | chrF beam 5 | reproduce |",
+             "|---|---|---|---|---|---|"]
     for folder in sorted(p for p in MODELS.iterdir() if (p / "results.json").exists()):
         data = json.loads((folder / "results.json").read_text())
         for split, by_method in data["results"].items():

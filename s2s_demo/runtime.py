@@ -6,8 +6,9 @@ its memory in again. Decoding allocates such blocks every sentence (a trace's st
 distributions, ~1 MB; batched steps), and on a 2-core VM the faults cost more than the
 arithmetic: the entropies of one trace took 0.16 ms or 0.77 ms depending on the
 threshold's state, and batched beam search in ``python -m benchmarks.decode`` took 7.3 s
-untuned against 6.1 s tuned (greedy latency moved less than the VM's own drift). PyTorch's CPU tuning guide suggests swapping the allocator (jemalloc,
-tcmalloc); keeping glibc's and fixing its thresholds needs no extra package.
+untuned against 6.1 s tuned (greedy latency moved less than the VM's own drift). PyTorch's
+CPU tuning guide suggests swapping the allocator (jemalloc, tcmalloc); keeping glibc's and
+fixing its thresholds needs no extra package.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ SOURCES = {"de": "Zwei Hunde spielen im Schnee.", "en": "Two dogs are playing in
 def test_shipped_model_loads_and_names_itself_after_its_folder(folder):
     translator = load(str(folder), inference_dtype="float32")
     assert translator.name == folder.name
-    source = SOURCES[json.loads((folder / "config.json").read_text())["src_lang"]]
+    source = SOURCES[translator.model.config.src_lang]
     trace = translator.translate(source, DecodeSettings(method="beam", beam_size=5))
     assert trace.model == folder.name
     assert trace.translation.strip()

@@ -26,6 +26,7 @@ from s2s_demo.settings import DecodeSettings
 from .configuration import load_config
 from .evaluate import evaluate
 from .prepare import read_split
+from .train import read_log
 
 LENGTH_PENALTIES = (0.0, 0.6, 1.0, 1.5)
 LICENSE_NOTE = ("Multi30k is provided for non-commercial research and educational use "
@@ -49,7 +50,7 @@ def tune_length_penalty(translator, config: dict) -> tuple[float, dict]:
 
 
 def training_summary(run_dir: Path) -> dict:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    rows = read_log(run_dir / "metrics.jsonl")
     valid = [r for r in rows if "valid_bleu" in r]
     last = valid[-1] if valid else {}
     seconds, tokens = last.get("train_seconds", 0.0), last.get("train_tokens", 0)

@@ -176,7 +176,7 @@ def plot_curves(metrics_path: Path, out_path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    rows = read_log(metrics_path)
     train = [r for r in rows if "train_loss" in r]
     valid = [r for r in rows if "valid_bleu" in r]
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
@@ -351,14 +351,19 @@ def init_weights(model: Seq2Seq, model_folder: Path) -> None:
                          f"section: {err}") from err
 
 
+def read_log(path: Path) -> list[dict]:
+    """The rows of a run's ``metrics.jsonl``, oldest first."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def _drop_rows_after(path: Path, step: int) -> None:
     """Forget the log rows of steps past the checkpoint we resume from: those steps run again."""
     if not path.exists():
         return
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    kept = [line for line in lines if json.loads(line)["step"] <= step]
-    if len(kept) < len(lines):
-        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    rows = read_log(path)
+    kept = [row for row in rows if row["step"] <= step]
+    if len(kept) < len(rows):
+        path.write_text("".join(json.dumps(row) + "\n" for row in kept), encoding="utf-8")
 
 
 def _log(path: Path, row: dict) -> None:
