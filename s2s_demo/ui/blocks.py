@@ -75,7 +75,8 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             overview = gr.Plot(label="All steps")
             step = gr.Dropdown(choices=[], label="Step", interactive=True)
             step_plot = gr.Plot(label="Distribution at this step")
-            with gr.Group():
+            # a panel, not a Group: inside a Group the buttons lose their frames and read as text
+            with gr.Column(variant="panel"):
                 gr.Markdown("**What if?** Force another token at this step; the model continues from there.")
                 with gr.Row():
                     alternative = gr.Dropdown(choices=[], label="Alternative token", interactive=True, scale=3)

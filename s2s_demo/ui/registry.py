@@ -67,8 +67,8 @@ class ModelRegistry:
         return self.translators[name]
 
     def label(self, name: str) -> str:
-        translator = self.translators[name]
-        return f"{translator.pair} · {name} — {translator.description}"
+        """The dropdown's text: the name, then the card's description (which names the pair)."""
+        return f"{name} — {self.translators[name].description}"
 
     def choices(self) -> list[tuple[str, str]]:
         """(label, name) pairs for a dropdown."""
