@@ -1,5 +1,7 @@
 """Renderers from a trace dict to what the page shows."""
 
+import math
+
 from s2s_demo.ui import render
 
 
@@ -9,22 +11,15 @@ def trace_with(pieces, probs, entropies):
     return {"steps": steps}
 
 
-def colour_range(heatmap):
-    return heatmap.zmin, heatmap.zmax
-
-
-def test_overview_entropy_colour_means_the_same_in_every_sentence():
-    # A calm sentence and an unsure one share a step with 0.5 nats: it must get one colour in both,
-    # i.e. the strip shows raw nats on one fixed scale, not entropy scaled to each sentence's maximum.
-    calm = render.steps_overview_plot(trace_with(["▁A", "▁dog"], [0.9, 0.8], [0.5, 0.2]))
-    unsure = render.steps_overview_plot(trace_with(["▁A", "▁cat"], [0.4, 0.3], [0.5, 3.0]))
-    for fig, entropies in ((calm, [0.5, 0.2]), (unsure, [0.5, 3.0])):
-        prob_strip, entropy_strip = fig.data
-        assert list(entropy_strip.z[0]) == entropies
-        assert colour_range(entropy_strip) == colour_range(render.steps_overview_plot(
-            trace_with(["x"], [1.0], [0.0])).data[1])
-        assert colour_range(prob_strip) == (0, 1)
-    assert list(calm.data[0].z[0]) == [0.9, 0.8]
+def test_overview_entropy_shade_means_the_same_in_every_sentence():
+    # A calm sentence and an unsure one share a step with 0.5 nats: it must get one shade in both,
+    # i.e. a fixed scale, not entropy scaled to each sentence's own maximum.
+    calm = render.steps_overview_plot(trace_with(["▁A", "▁dog"], [0.9, 0.8], [0.5, 0.2])).data[0]
+    unsure = render.steps_overview_plot(trace_with(["▁A", "▁cat"], [0.4, 0.3], [0.5, 12.0])).data[0]
+    assert calm.z[1][0] == unsure.z[1][0] == 0.5 / math.log(8000)
+    assert unsure.z[1][1] == 1.0  # beyond the scale: the darkest shade
+    assert list(calm.z[0]) == [0.9, 0.8]
+    assert list(unsure.customdata[1]) == [0.5, 12.0]  # hover shows nats
 
 
 def test_overview_labels_escape_html_from_the_model():
