@@ -77,6 +77,8 @@ class Trace:
     hypotheses: list[HypothesisView]
     beam_nodes: list[BeamNode]
     seed: int | None
+    # the size of the distribution every step is over: ln of it is the most entropy a step can have
+    target_vocab_size: int
     timings_ms: dict = field(default_factory=dict)
     # what the decoding step multiplied its weights in: float32 is exact, bfloat16 is within
     # ~1e-2 in log-probs, so a reader can tell why two machines' probabilities differ
@@ -147,4 +149,5 @@ def build_trace(result: SearchResult, tokenizer: TokenizerPair, *, model_name: s
     hyps = [_hypothesis_view(h, tokenizer) for h in result.hypotheses]
     return Trace(model=model_name, source=source, source_pieces=tokenizer.source_pieces(source_ids),
                  settings=settings, translation=hyps[0].text if hyps else "", steps=steps,
-                 hypotheses=hyps, beam_nodes=nodes, seed=result.seed, timings_ms=timings_ms)
+                 hypotheses=hyps, beam_nodes=nodes, seed=result.seed,
+                 target_vocab_size=tokenizer.tgt_vocab_size, timings_ms=timings_ms)

@@ -300,7 +300,10 @@ def test_trace_of_a_model_without_attention(toy_tokenizer, toy_sentences):
         trace = translator.translate(toy_sentences[0], settings)
         assert trace.steps and all(step.attention is None for step in trace.steps)
         assert [step.token_id for step in trace.steps] == trace.hypotheses[0].token_ids
+        # the overview shades entropy up to ln |V|, the most a step's distribution can have
+        assert trace.target_vocab_size == toy_tokenizer.tgt_vocab_size
         for step in trace.steps:
+            assert 0 <= step.model_entropy <= math.log(trace.target_vocab_size) + 1e-4
             assert len(step.model_top) == 10 and step.model_top[0].prob >= step.model_top[-1].prob
             if settings.method == "greedy":  # greedy takes the best allowed token
                 assert step.top[0].token_id == step.token_id

@@ -5,10 +5,10 @@ import math
 from s2s_demo.ui import render
 
 
-def trace_with(pieces, probs, entropies):
+def trace_with(pieces, probs, entropies, vocab=8000):
     steps = [{"step": i, "piece": piece, "model_prob": p, "model_entropy": h}
              for i, (piece, p, h) in enumerate(zip(pieces, probs, entropies))]
-    return {"steps": steps}
+    return {"steps": steps, "target_vocab_size": vocab}
 
 
 def test_overview_entropy_shade_means_the_same_in_every_sentence():
@@ -22,6 +22,15 @@ def test_overview_entropy_shade_means_the_same_in_every_sentence():
     assert list(unsure.customdata[1]) == [0.5, 12.0]  # hover shows nats
 
 
+def test_overview_entropy_scale_is_the_models_own_vocabulary():
+    # ln |V| is the most entropy a step can have: a uniform guess is the darkest shade for any model
+    for vocab in (1000, 8000, 32000):
+        fig = render.steps_overview_plot(trace_with(["▁A", "▁B"], [0.5, 0.5], [math.log(vocab), 1.0], vocab))
+        assert fig.data[0].z[1][0] == 1.0
+        assert fig.data[0].z[1][1] == 1.0 / math.log(vocab)
+        assert f"ln {vocab:,}" in fig.layout.title.text
+
+
 def test_overview_labels_escape_html_from_the_model():
     fig = render.steps_overview_plot(trace_with(["▁<b>bold</b>", "</s>"], [0.5, 0.9], [1.0, 0.1]))
     labels = list(fig.data[0].x)
@@ -30,5 +39,5 @@ def test_overview_labels_escape_html_from_the_model():
 
 
 def test_overview_of_an_empty_trace_says_so():
-    fig = render.steps_overview_plot({"steps": []})
+    fig = render.steps_overview_plot({"steps": [], "target_vocab_size": 8000})
     assert "No steps" in fig.layout.annotations[0].text

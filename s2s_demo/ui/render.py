@@ -76,27 +76,29 @@ def step_distribution_plot(trace: dict, step: int) -> go.Figure:
     return fig
 
 
-# Entropy shades run from 0 to ln 8000 nats (a uniform choice among the shipped models' 8,000 target
-# pieces) for every sentence, so a shade means the same thing from one translation to the next. The
-# shipped models' step entropies spread over most of it (40 val sentences: median ~2, p95 ~6.7 nats).
-ENTROPY_SCALE_MAX = math.log(8000)
-
-
 def steps_overview_plot(trace: dict) -> go.Figure:
-    """Heat strip over all steps: the chosen token's probability (0..1) and the model's entropy on
-    a fixed 0..ln 8000 nats scale (hover shows both in their own units)."""
+    """Heat strip over all steps: the chosen token's probability (0..1) and the model's entropy.
+
+    Entropy is shaded from 0 to ln |V| nats, the entropy of a uniform choice over the model's
+    target vocabulary (the most a step can have), so a shade means the same thing from one sentence
+    to the next, not "the least sure step of this sentence". The shipped models' step entropies
+    spread over most of that range (40 val sentences: median ~2, p95 ~6.7 of ln 8000 = 9.0 nats).
+    Hover shows both rows in their own units."""
     if not trace["steps"]:
         return _empty("No steps to show")
     pieces = [f"{s['step']}:{safe(display_piece(s['piece']))}" for s in trace["steps"]]
     probs = [s["model_prob"] for s in trace["steps"]]
     entropy = [s["model_entropy"] for s in trace["steps"]]
-    entropy_shade = [min(e / ENTROPY_SCALE_MAX, 1.0) for e in entropy]
+    vocab = trace["target_vocab_size"]
+    max_entropy = math.log(vocab)
+    entropy_shade = [min(e / max_entropy, 1.0) for e in entropy]
     fig = go.Figure(go.Heatmap(
         z=[probs, entropy_shade], x=pieces, y=["p(chosen)", "entropy"],
         customdata=[probs, entropy], colorscale="Blues", zmin=0, zmax=1, showscale=False,
         hovertemplate="%{x}<br>%{y}: %{customdata:.3f}<extra></extra>"))
     fig.update_layout(height=210, margin=dict(l=70, r=10, t=30, b=70),
-                      title="All steps (darker = higher; entropy shaded from 0 to ln 8000 = 9.0 nats)",
+                      title=f"All steps (darker = higher; entropy shaded from 0 to ln {vocab:,} "
+                            f"= {max_entropy:.1f} nats, a uniform guess)",
                       xaxis=dict(tickangle=-45))
     return fig
 
