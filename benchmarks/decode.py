@@ -39,6 +39,8 @@ def main() -> None:
     parser.add_argument("--breakdown", action="store_true", help="also time the stages of a greedy sentence")
     parser.add_argument("--dtype", choices=INFERENCE_DTYPE_CHOICES, default="auto",
                         help="inference dtype of the decoding matmuls (auto: what the demo uses)")
+    parser.add_argument("--length-penalty", type=float, default=None,
+                        help="GNMT alpha for beam 5 (default: the model's value, tuned on val)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     tuned = tune_allocator()  # as the app does
@@ -51,7 +53,9 @@ def main() -> None:
     print(f"model: {args.model} ({translator.model.num_parameters():,} parameters), "
           f"inference dtype {dtype} (--dtype {args.dtype}); malloc thresholds "
           f"{'fixed' if tuned else f'glibc default ({OPT_OUT_ENV}=0 or not glibc)'}")
-    lp = translator.default_settings().length_penalty
+    tuned_lp = translator.default_settings().length_penalty
+    lp = tuned_lp if args.length_penalty is None else args.length_penalty
+    print(f"beam5 length penalty: alpha {lp} ({'the model’s tuned value' if lp == tuned_lp else '--length-penalty'})")
     latency_settings = {"greedy": DecodeSettings(method="greedy"),
                         "beam5": DecodeSettings(method="beam", beam_size=5, length_penalty=lp)}
     times = {name: [] for name in latency_settings}
@@ -69,10 +73,12 @@ def main() -> None:
     test = read_split(data, "test_2016_flickr").source
     for name, settings in latency_settings.items():
         start = time.perf_counter()
-        translator.translate_batch(test, settings, batch_size=args.batch_size)
+        outputs = translator.translate_batch(test, settings, batch_size=args.batch_size)
         seconds = time.perf_counter() - start
+        # longer outputs mean more decoding steps: the first thing to check when a model is slower
+        pieces = statistics.mean(len(translator.tokenizer.encode_target(text)) for text in outputs)
         print(f"batched {name:6s} (no traces, batch {args.batch_size}, {len(test)} test_2016 sentences): "
-              f"{seconds:.1f} s, {len(test) / seconds:.1f} sentences/s")
+              f"{seconds:.1f} s, {len(test) / seconds:.1f} sentences/s, {pieces:.1f} target pieces per output")
 
 
 def print_breakdown(translator, texts: list[str]) -> None:
