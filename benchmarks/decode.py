@@ -13,6 +13,7 @@ without and with recording; the whole ``translate`` (adds tokenizing and buildin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 
@@ -73,12 +74,32 @@ def main() -> None:
     test = read_split(data, "test_2016_flickr").source
     for name, settings in latency_settings.items():
         start = time.perf_counter()
-        outputs = translator.translate_batch(test, settings, batch_size=args.batch_size)
+        with counting_steps(translator.model) as steps:
+            outputs = translator.translate_batch(test, settings, batch_size=args.batch_size)
         seconds = time.perf_counter() - start
         # longer outputs mean more decoding steps: the first thing to check when a model is slower
         pieces = statistics.mean(len(translator.tokenizer.encode_target(text)) for text in outputs)
         print(f"batched {name:6s} (no traces, batch {args.batch_size}, {len(test)} test_2016 sentences): "
-              f"{seconds:.1f} s, {len(test) / seconds:.1f} sentences/s, {pieces:.1f} target pieces per output")
+              f"{seconds:.1f} s, {len(test) / seconds:.1f} sentences/s, {pieces:.1f} target pieces per output, "
+              f"{steps[0]} decoder steps")
+
+
+@contextlib.contextmanager
+def counting_steps(model):
+    """Count ``model.step`` calls (one per decoding step of a whole batch): a batch runs until its
+    last sentence is done, so steps, not output length, set the batched time."""
+    count = [0]
+    step = model.step
+
+    def counted(*args, **kwargs):
+        count[0] += 1
+        return step(*args, **kwargs)
+
+    model.step = counted
+    try:
+        yield count
+    finally:
+        del model.step  # the instance attribute goes; the class's method is back
 
 
 def print_breakdown(translator, texts: list[str]) -> None:
