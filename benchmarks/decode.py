@@ -54,9 +54,11 @@ def main() -> None:
     print(f"model: {args.model} ({translator.model.num_parameters():,} parameters), "
           f"inference dtype {dtype} (--dtype {args.dtype}); malloc thresholds "
           f"{'fixed' if tuned else f'glibc default ({OPT_OUT_ENV}=0 or not glibc)'}")
-    tuned_lp = translator.default_settings().length_penalty
-    lp = tuned_lp if args.length_penalty is None else args.length_penalty
-    print(f"beam5 length penalty: alpha {lp} ({'the model’s tuned value' if lp == tuned_lp else '--length-penalty'})")
+    if args.length_penalty is None:
+        lp, lp_source = translator.default_settings().length_penalty, "the model’s tuned value"
+    else:
+        lp, lp_source = args.length_penalty, "--length-penalty"
+    print(f"beam5 length penalty: alpha {lp} ({lp_source})")
     latency_settings = {"greedy": DecodeSettings(method="greedy"),
                         "beam5": DecodeSettings(method="beam", beam_size=5, length_penalty=lp)}
     times = {name: [] for name in latency_settings}
