@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -21,6 +22,22 @@ def normalize_text(text: str) -> str:
     return " ".join(text.split())
 
 
+@dataclass(frozen=True)
+class SubwordSampling:
+    """Subword regularization (Kudo, 2018): sample a segmentation from the ``nbest_size``
+    best of the unigram model with probabilities sharpened by ``alpha``, instead of always
+    the single best, so the model sees each word split several ways during training."""
+
+    alpha: float
+    nbest_size: int = 64
+
+
+def _encode(processor: spm.SentencePieceProcessor, text: str, sampling: SubwordSampling | None) -> list[int]:
+    if sampling is None:
+        return processor.encode(text)
+    return processor.encode(text, enable_sampling=True, alpha=sampling.alpha, nbest_size=sampling.nbest_size)
+
+
 class TokenizerPair:
     """Source and target sentencepiece models (the same file twice for a joint vocabulary)."""
 
@@ -34,13 +51,14 @@ class TokenizerPair:
         folder = Path(folder)
         return cls(folder / SOURCE_FILE, folder / TARGET_FILE)
 
-    def encode_source(self, text: str) -> list[int]:
-        """Source ids ending with EOS, which marks the sentence end for the encoder."""
-        return self.source.encode(text) + [self.source.eos_id()]
+    def encode_source(self, text: str, sampling: "SubwordSampling | None" = None) -> list[int]:
+        """Source ids ending with EOS, which marks the sentence end for the encoder.
+        ``sampling`` draws one segmentation at random (training only)."""
+        return _encode(self.source, text, sampling) + [self.source.eos_id()]
 
-    def encode_target(self, text: str) -> list[int]:
+    def encode_target(self, text: str, sampling: "SubwordSampling | None" = None) -> list[int]:
         """Target ids without BOS/EOS; training adds them."""
-        return self.target.encode(text)
+        return _encode(self.target, text, sampling)
 
     def decode_target(self, ids: Iterable[int]) -> str:
         return self.target.decode([i for i in ids if i != self.eos_id])

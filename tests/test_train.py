@@ -15,7 +15,10 @@ from s2s_demo import hub
 from s2s_demo.config import ModelConfig
 from s2s_demo.settings import DecodeSettings
 from train.configuration import load_config
+from train.data import tokenize
+from train.prepare import ParallelText
 from train.train import train
+from s2s_demo.tokenizer import SubwordSampling
 
 from .conftest import ROOT
 
@@ -48,8 +51,10 @@ def test_tiny_model_overfits_and_translates_its_training_set(tmp_path, toy_corpu
     assert (tmp_path / "run" / "metrics.jsonl").read_text().count("train_loss") >= 10
 
 
-def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, toy_corpus):
-    kw = {"max_steps": 60, "checkpoint_every": 10}
+@pytest.mark.parametrize("subword_alpha", [0.0, 0.2])
+def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, toy_corpus, subword_alpha):
+    # with subword sampling, the epoch being resumed must get the same segmentation again
+    kw = {"max_steps": 60, "checkpoint_every": 10, "subword_alpha": subword_alpha}
     straight = load_config(write_config(tmp_path, toy_corpus, tmp_path / "straight", **kw))
     straight["model"].update(dropout=0.3, emb_dropout=0.2)  # the RNG state must be restored too
     train(straight)
@@ -72,6 +77,23 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, toy_corpus):
     logged = [json.loads(line) for line in (tmp_path / "broken" / "metrics.jsonl").read_text().splitlines()]
     expected = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
     assert [(r["step"], r.get("train_loss")) for r in logged] == [(r["step"], r.get("train_loss")) for r in expected]
+
+
+def test_subword_sampling_is_seeded_varied_and_keeps_the_text(toy_corpus, toy_tokenizer):
+    text = ParallelText((toy_corpus / "train.de").read_text(encoding="utf-8").splitlines(),
+                        (toy_corpus / "train.en").read_text(encoding="utf-8").splitlines())
+    sampling = SubwordSampling(alpha=0.2)
+    best = tokenize(text, toy_tokenizer)
+    first = tokenize(text, toy_tokenizer, sampling=sampling, seed=7)
+    assert tokenize(text, toy_tokenizer, sampling=sampling, seed=7) == first
+    other = tokenize(text, toy_tokenizer, sampling=sampling, seed=8)
+    assert other != first
+    assert sum(a.tgt != b.tgt for a, b in zip(first, best)) >= len(best) // 4
+    assert sum(a.src != b.src for a, b in zip(first, best)) >= len(best) // 4
+    for sampled, plain in zip(first, best):  # another split of the same text, EOS kept
+        assert toy_tokenizer.decode_target(sampled.tgt) == toy_tokenizer.decode_target(plain.tgt)
+        assert toy_tokenizer.source.decode(sampled.src[:-1]) == toy_tokenizer.source.decode(plain.src[:-1])
+        assert sampled.src[-1] == toy_tokenizer.source.eos_id()
 
 
 def test_fine_tune_starts_from_a_published_folder(tmp_path, toy_corpus):

@@ -20,6 +20,8 @@ DEFAULTS = {
         "valid_max_sentences": 1014, "checkpoint_every": 100, "keep_checkpoints": 5,
         "average_checkpoints": 5, "patience": 6, "seed": 1, "threads": 0,
         "out_dir": "runs/model", "init_from": None, "max_minutes": 0,
+        # subword regularization: 0 = the best segmentation only (see SubwordSampling)
+        "subword_alpha": 0.0, "subword_nbest_size": 64,
     },
     "card": {},
 }

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import torch
 
-from s2s_demo.tokenizer import TokenizerPair
+import sentencepiece as spm
+
+from s2s_demo.tokenizer import SubwordSampling, TokenizerPair
 
 from .prepare import ParallelText
 
@@ -17,12 +19,16 @@ class Example:
     tgt: list[int]   # target ids without BOS/EOS
 
 
-def tokenize(text: ParallelText, tokenizer: TokenizerPair, max_len: int | None = None) -> list[Example]:
+def tokenize(text: ParallelText, tokenizer: TokenizerPair, max_len: int | None = None,
+             sampling: SubwordSampling | None = None, seed: int = 0) -> list[Example]:
     """Encode every pair; pairs longer than max_len on either side are dropped
-    (only for training: evaluation keeps every sentence)."""
+    (only for training: evaluation keeps every sentence). With ``sampling``, both sides
+    get a sampled segmentation that depends only on ``seed`` (resume rebuilds it)."""
+    if sampling is not None:
+        spm.set_random_generator_seed(seed)
     examples = []
     for src, tgt in zip(text.source, text.target):
-        ex = Example(tokenizer.encode_source(src), tokenizer.encode_target(tgt))
+        ex = Example(tokenizer.encode_source(src, sampling), tokenizer.encode_target(tgt, sampling))
         if not ex.src or (max_len and (len(ex.src) > max_len or len(ex.tgt) + 1 > max_len)):
             continue
         examples.append(ex)

@@ -30,7 +30,7 @@ from s2s_demo.decoding import translate_ids
 from s2s_demo.hub import load_model, save_folder
 from s2s_demo.model import Seq2Seq
 from s2s_demo.settings import DecodeSettings
-from s2s_demo.tokenizer import SOURCE_FILE, TARGET_FILE, TokenizerPair
+from s2s_demo.tokenizer import SOURCE_FILE, TARGET_FILE, SubwordSampling, TokenizerPair
 
 from .configuration import load_config
 from .data import Example, collate, make_batches, tokenize
@@ -205,7 +205,10 @@ def train(config: dict, rank: int = 0, world: int = 1) -> Path:
     barrier(world)
     tokenizer = TokenizerPair.from_folder(out_dir / "data")
     dcfg = config["data"]
-    train_examples = tokenize(read_split(dcfg, dcfg["train_split"]), tokenizer, dcfg["max_len"])
+    train_text = read_split(dcfg, dcfg["train_split"])
+    sampling = (SubwordSampling(tcfg["subword_alpha"], tcfg["subword_nbest_size"])
+                if tcfg["subword_alpha"] else None)
+    train_examples = tokenize(train_text, tokenizer, dcfg["max_len"])
     valid_text = read_split(dcfg, dcfg["valid_split"])
     n_valid = min(len(valid_text), tcfg["valid_max_sentences"])
     valid_examples = tokenize(type(valid_text)(valid_text.source[:n_valid], valid_text.target[:n_valid]), tokenizer)
@@ -244,6 +247,9 @@ def train(config: dict, rank: int = 0, world: int = 1) -> Path:
     model.train()
     while not progress["stopped"] and progress["step"] < tcfg["max_steps"] \
             and progress["epoch"] < tcfg["max_epochs"]:
+        if sampling is not None:  # a new segmentation of the corpus every epoch
+            train_examples = tokenize(train_text, tokenizer, dcfg["max_len"], sampling,
+                                      seed=tcfg["seed"] * 1000 + progress["epoch"])
         batches = make_batches(train_examples, tcfg["batch_tokens"], tcfg["seed"], progress["epoch"])
         batches = batches[: len(batches) - len(batches) % world]  # equal steps on every rank
         while progress["batch"] < len(batches) and progress["step"] < tcfg["max_steps"]:
