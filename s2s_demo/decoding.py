@@ -19,6 +19,10 @@ from .model import Seq2Seq
 from .settings import DecodeSettings
 
 NEG_INF = float("-inf")
+# Done sentences leave a batch search once they are at least 1/DROP_FRACTION of the
+# sentences still searched: each drop copies the state and memory rows, so batching the
+# drops keeps that copy cheaper than the matmul rows it saves.
+DROP_FRACTION = 4
 
 
 @dataclass
@@ -204,6 +208,10 @@ class _Search:
     Rows keep no growing sequence tensors: each step stores back-pointers (B, W) (the
     chosen tokens, their parent rows and log-probs) and finished hypotheses are read back
     through them at the end, so a step costs a fixed, small number of tensor ops.
+
+    A batch runs until its longest output ends, so sentences that are done leave the
+    batch (``_drop_done``): ``B`` counts the sentences still searched, ``sentence_ids``
+    names them, and each step's back-pointers remember which sentences they cover.
     """
 
     def __init__(self, model: Seq2Seq, sources: list[list[int]], settings: DecodeSettings,
@@ -216,6 +224,9 @@ class _Search:
         cfg = model.config
         self.eos = cfg.eos_id
         self.B, self.W = len(sources), settings.width
+        self.n_sentences = self.B
+        self.sentence_ids = list(range(self.B))  # the input index of each searched sentence
+        self.active: torch.Tensor | None = None  # sentence_ids as a tensor; None = all of them
         device = next(model.parameters()).device
         longest = max(len(s) for s in sources)
         lengths = torch.tensor([len(s) for s in sources], device=device)
@@ -238,6 +249,7 @@ class _Search:
         self.kept_parents: list[torch.Tensor] = []
         self.kept_raw: list[torch.Tensor] = []
         self.kept_used: list[torch.Tensor] = []
+        self.kept_sentences: list[torch.Tensor | None] = []  # each step's `active`
         self.row_seqs: list[list[int]] = [[] for _ in range(self.B * self.W)]  # n-gram blocking only
         self.finished: list[list[_Finished]] = [[] for _ in range(self.B)]
         self.done = torch.zeros(self.B, dtype=torch.bool, device=device)
@@ -338,7 +350,25 @@ class _Search:
             self._advance(t, raw, used, attn, forced, *self._propose(select_lp, raw))
             if bool(self.done.all()):
                 break
+            if self.recorder is None and int(self.done.sum()) * DROP_FRACTION >= self.B:
+                self._drop_done()
         return self._results()
+
+    def _drop_done(self) -> None:
+        """Remove the done sentences' rows from every per-row tensor and the state."""
+        keep = (~self.done).nonzero().squeeze(1)  # (B',)
+        rows = (self.batch_rows[keep] + torch.arange(self.W, device=self.device)).view(-1)  # (B'*W,)
+        self.state = self.state.select(rows, memory_rows=rows)
+        self.scores, self.kth_best = self.scores[keep], self.kth_best[keep]
+        self.caps, self.prev = self.caps[rows], self.prev[rows]
+        if self.settings.no_repeat_ngram_size:
+            self.row_seqs = [self.row_seqs[r] for r in rows.tolist()]
+        self.sentence_ids = [self.sentence_ids[i] for i in keep.tolist()]
+        self.active = torch.tensor(self.sentence_ids, device=self.device)
+        self.B = len(self.sentence_ids)
+        self.batch_rows = self.batch_rows[: self.B]
+        self.single_parent = self.single_parent[: self.B]
+        self.done = self.done[keep]
 
     def _advance(self, t, raw, used, attn, forced, parents, tokens, flat, cand_scores) -> None:
         B, W, V = self.B, self.W, raw.size(-1)
@@ -369,6 +399,7 @@ class _Search:
         self.kept_tokens.append(new_tokens)
         self.kept_parents.append(new_parents)
         self.kept_raw.append(pick(cand_raw))
+        self.kept_sentences.append(self.active)
         if cand_used is not None:
             self.kept_used.append(pick(cand_used))
         self.scores = torch.where(alive_ok, pick(cand_scores), NEG_INF)
@@ -392,11 +423,12 @@ class _Search:
         for b, p, raw_lp, used_lp, total in zip(where[0].tolist(), parents[where].tolist(),
                                                  cand_raw[where].tolist(), used, cand_scores[where].tolist()):
             score = total / length_normalizer(t + 1, self.settings)
-            self.finished[b].append(_Finished(t, p, raw_lp, used_lp, total, score))
+            self.finished[self.sentence_ids[b]].append(_Finished(t, p, raw_lp, used_lp, total, score))
             changed.add(b)
         for b in changed:
-            if len(self.finished[b]) >= self.W:
-                self.kth_best[b] = sorted((f.score for f in self.finished[b]), reverse=True)[self.W - 1]
+            finished = self.finished[self.sentence_ids[b]]
+            if len(finished) >= self.W:
+                self.kth_best[b] = sorted((f.score for f in finished), reverse=True)[self.W - 1]
 
     def _update_done(self, t: int) -> None:
         """A sentence is done when no alive row can still enter its W best finished.
@@ -416,16 +448,29 @@ class _Search:
         a recorded search adds its best hypothesis' steps and the search tree."""
         if not self.kept_tokens:
             return [SearchResult([], seed=self.seed) for _ in range(self.B)]
-        tokens = torch.stack(self.kept_tokens).tolist()  # (T, B, W)
-        parents = torch.stack(self.kept_parents).tolist()
-        raw = torch.stack(self.kept_raw).tolist()
-        used = torch.stack(self.kept_used).tolist() if self.kept_used else None
+        tokens = self._all_sentences(self.kept_tokens).tolist()  # (T, B, W)
+        parents = self._all_sentences(self.kept_parents).tolist()
+        raw = self._all_sentences(self.kept_raw).tolist()
+        used = self._all_sentences(self.kept_used).tolist() if self.kept_used else None
         results = []
         for b, finished in enumerate(self.finished):
             best = sorted(finished, key=lambda f: -f.score)[: self.settings.n_best]
             hyps = [self._backtrack(b, f, tokens, parents, raw, used) for f in best]
             results.append(SearchResult(hyps, seed=self.seed))
         return self._with_trace(results)
+
+    def _all_sentences(self, kept: list[torch.Tensor]) -> torch.Tensor:
+        """Per-step (B', W) back-pointers -> (T, B, W) indexed by input sentence (zeros
+        where a sentence had left the batch: no hypothesis reads them)."""
+        if self.active is None:  # no sentence ever left
+            return torch.stack(kept)
+        out = kept[0].new_zeros((len(kept), self.n_sentences, self.W))
+        for t, (step, sentences) in enumerate(zip(kept, self.kept_sentences)):
+            if sentences is None:
+                out[t] = step
+            else:
+                out[t, sentences] = step
+        return out
 
     def _with_trace(self, results: list[SearchResult]) -> list[SearchResult]:
         """A recorded search adds its best hypothesis' steps and the search tree."""

@@ -226,6 +226,38 @@ def test_batched_translation_matches_single(peaked_translator, toy_sentences):
         assert batched == single
 
 
+@pytest.mark.parametrize("settings", [
+    DecodeSettings(method="greedy"),
+    DecodeSettings(method="beam", beam_size=3, n_best=3, length_penalty=0.6),
+    DecodeSettings(method="beam", beam_size=4, n_best=2, min_length=2, no_repeat_ngram_size=2),
+    DecodeSettings(method="beam", beam_size=2, forced_prefix=(7,), length_penalty=0.0),
+])
+@pytest.mark.parametrize("drop_fraction", [0, 2, 1000])
+def test_done_sentences_leaving_the_batch_change_no_result(translator, toy_sentences, settings,
+                                                           drop_fraction, monkeypatch):
+    """Every hypothesis of a batch search equals that of the sentence searched alone,
+    whether done sentences leave the batch never (0), once half of those searched are
+    done (2) or as soon as one is (1000)."""
+    import s2s_demo.decoding as decoding
+
+    monkeypatch.setattr(decoding, "DROP_FRACTION", drop_fraction)
+    drops = []
+    original = _Search._drop_done
+    monkeypatch.setattr(_Search, "_drop_done", lambda self: (drops.append(self.B), original(self))[1])
+    model = translator.model  # the random one runs to each sentence's length cap
+    sources = [translator.source_ids(t) for t in toy_sentences[:8]]
+    batched = search(model, sources, settings)
+    assert (len(drops) > 0) == (drop_fraction > 0)
+    for source, result in zip(sources, batched):
+        with torch.inference_mode():
+            alone = _Search(model, [source], settings, record=False).run()[0]
+        assert len(result.hypotheses) == len(alone.hypotheses) > 0
+        for a, b in zip(result.hypotheses, alone.hypotheses):
+            assert a.tokens == b.tokens and a.slots == b.slots
+            assert a.token_logprobs == pytest.approx(b.token_logprobs, abs=1e-4)
+            assert a.score == pytest.approx(b.score, abs=1e-4)
+
+
 @pytest.mark.parametrize("field,value", [
     ("method", "viterbi"), ("temperature", 0), ("temperature", -1), ("top_k", -1), ("top_p", 0),
     ("top_p", 1.5), ("beam_size", 0), ("beam_size", 17), ("length_penalty", -1),
