@@ -81,9 +81,8 @@ def steps_overview_plot(trace: dict) -> go.Figure:
 
     Entropy is shaded from 0 to ln |V| nats, the entropy of a uniform choice over the model's
     target vocabulary (the most a step can have), so a shade means the same thing from one sentence
-    to the next, not "the least sure step of this sentence". The shipped models' step entropies
-    spread over most of that range (40 val sentences: median ~2, p95 ~6.7 of ln 8000 = 9.0 nats).
-    Hover shows both rows in their own units."""
+    to the next, not "the least sure step of this sentence". Hover shows both rows in their own
+    units."""
     if not trace["steps"]:
         return _empty("No steps to show")
     pieces = [f"{s['step']}:{safe(display_piece(s['piece']))}" for s in trace["steps"]]
