@@ -410,8 +410,9 @@ class _Search:
                 self.state = self.state.select(parent_rows)
             if self.settings.no_repeat_ngram_size:
                 self.row_seqs = [self.row_seqs[r] + [tok] for r, tok in zip(parent_rows.tolist(), self.prev.tolist())]
-        if W == 1:
-            # one row per sentence: it is done exactly when its candidate ended or was invalid
+        if C == 1:
+            # greedy, sampling: done exactly when the one candidate ended or was invalid (beam
+            # search of width 1 has two candidates and uses the bound, as wider beams do)
             self.done |= ~alive_ok[:, 0]
         else:
             self._update_done(t)
@@ -543,6 +544,71 @@ class _RowSearch(_Search):
                           slots=[0] * (len(tokens) + 1), logprob=fin.logprob, score=fin.score)
 
 
+class _BeamRowSearch(_Search):
+    """Beam search of one sentence (the demo's page): the model step, the constraints, the
+    proposals and the recorder are ``_Search``'s, but deciding which of the 2W candidates
+    end, stay or are pruned, the n-best and the stopping rule run on Python lists of those
+    2W numbers instead of ~25 (1, 2W)-tensor ops a step. Results equal ``_Search``'s (the
+    stopping bound is compared in float64 instead of float32).
+    """
+
+    def run(self) -> list[SearchResult]:
+        s, W = self.settings, self.W
+        needs_used = self.recorder is not None
+        history: list[tuple[list, list, list, list]] = []  # per step: kept tokens, parents, raw, used
+        finished: list[_Finished] = []
+        kth_best = NEG_INF
+        for t in range(int(self.caps[0])):
+            raw, attn, used, forced, select_lp = self._step(t, needs_used)
+            parents_t, tokens_t, flat_t, scores_t = self._propose(select_lp, raw)  # (1, C) each
+            parents, tokens, scores = parents_t[0].tolist(), tokens_t[0].tolist(), scores_t[0].tolist()
+            cand_raw = raw.view(-1)[flat_t[0]].tolist()
+            cand_used = used.view(-1)[flat_t[0]].tolist() if used is not None else [math.nan] * len(tokens)
+            chosen, alive_ok, finishing, valid = self._sort_candidates(tokens, scores)
+            if self.recorder is not None:
+                self.recorder.add(raw, used, attn, forced, (parents, tokens, scores, valid, finishing,
+                                                             chosen, alive_ok))
+            for c in (c for c, ends in enumerate(finishing) if ends):
+                score = scores[c] / length_normalizer(t + 1, s)
+                finished.append(_Finished(t, parents[c], cand_raw[c], cand_used[c], scores[c], score))
+            if len(finished) >= W:
+                kth_best = sorted((f.score for f in finished), reverse=True)[W - 1]
+            kept_parents = [parents[c] for c in chosen]
+            history.append(([tokens[c] for c in chosen], kept_parents, [cand_raw[c] for c in chosen],
+                            [cand_used[c] for c in chosen]))
+            kept_scores = [scores[c] if ok else NEG_INF for c, ok in zip(chosen, alive_ok)]
+            self.scores = torch.tensor([kept_scores], device=self.device)
+            self.prev = torch.tensor(history[-1][0], device=self.device)
+            self.state = self.state.select(torch.tensor(kept_parents, device=self.device))
+            if s.no_repeat_ngram_size:
+                self.row_seqs = [self.row_seqs[p] + [tok] for p, tok in zip(kept_parents, history[-1][0])]
+            best_alive = max(kept_scores)
+            if best_alive == NEG_INF or kth_best >= best_alive / length_normalizer(t + 1, s):
+                break
+        return self._with_trace([SearchResult(self._n_best(finished, history, needs_used), seed=self.seed)])
+
+    def _sort_candidates(self, tokens: list[int], scores: list[float]):
+        """``_advance``'s rules on lists: the first W candidates that neither end nor are
+        invalid stay alive (the rest of the W slots get the next ones, marked not alive);
+        an EOS among the W best ends a hypothesis."""
+        W, C = self.W, len(tokens)
+        valid = [score > NEG_INF for score in scores]
+        is_eos = [tok == self.eos for tok in tokens]
+        finishing = [is_eos[c] and valid[c] and c < W for c in range(C)]
+        chosen = sorted(range(C), key=lambda c: (is_eos[c] or not valid[c]) * C + c)[:W]
+        alive_ok = [valid[c] and not is_eos[c] for c in chosen]
+        return chosen, alive_ok, finishing, valid
+
+    def _n_best(self, finished: list[_Finished], history, has_used: bool) -> list[Hypothesis]:
+        """The n best finished hypotheses, read back through the kept back-pointers."""
+        tokens = [[step[0]] for step in history]  # (T, 1, W): _backtrack's layout
+        parents = [[step[1]] for step in history]
+        raw = [[step[2]] for step in history]
+        used = [[step[3]] for step in history] if has_used else None
+        best = sorted(finished, key=lambda f: -f.score)[: self.settings.n_best]
+        return [self._backtrack(0, f, tokens, parents, raw, used) for f in best]
+
+
 def search(model: Seq2Seq, sources: list[list[int]], settings: DecodeSettings,
            record: bool = False) -> list[SearchResult]:
     """Decode a batch of source id lists; one SearchResult per source.
@@ -555,8 +621,11 @@ def search(model: Seq2Seq, sources: list[list[int]], settings: DecodeSettings,
         model.eval()
     try:
         with torch.inference_mode():
-            single_row = len(sources) == 1 and settings.method in ("greedy", "sample")
-            return (_RowSearch if single_row else _Search)(model, sources, settings, record).run()
+            if len(sources) != 1:
+                kind = _Search
+            else:
+                kind = _BeamRowSearch if settings.method == "beam" else _RowSearch
+            return kind(model, sources, settings, record).run()
     finally:
         if was_training:
             model.train()

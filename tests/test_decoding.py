@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from s2s_demo.decoding import (_entropy, _Recorder, _RowSearch, _Search, length_normalizer, search,
+from s2s_demo.decoding import (_BeamRowSearch, _entropy, _Recorder, _RowSearch, _Search, length_normalizer,
+                                search,
                                 translate_ids)
 from s2s_demo.model import sequence_log_prob
 from s2s_demo.settings import DecodeSettings, SettingsError
@@ -297,25 +298,33 @@ def test_recording_over_the_memory_budget_gives_the_same_trace(translator, toy_s
     DecodeSettings(method="greedy", forced_prefix=(7, 9), length_penalty=0.6),
     DecodeSettings(method="sample", temperature=1.3, top_k=20, top_p=0.9, seed=3),
     DecodeSettings(method="sample", temperature=0.7, seed=4, forced_prefix=(5,), no_repeat_ngram_size=1),
+    DecodeSettings(method="beam", beam_size=5, n_best=3),
+    DecodeSettings(method="beam", beam_size=3, min_length=4, max_length=7, no_repeat_ngram_size=2,
+                   ban_unk=False, length_penalty=0.0),
+    DecodeSettings(method="beam", beam_size=2, n_best=2, forced_prefix=(7, 9), length_penalty=1.5),
+    DecodeSettings(method="beam", beam_size=1, length_penalty_type="average", length_penalty=1.0),
 ])
 @pytest.mark.parametrize("record", [False, True])
 def test_single_row_search_equals_the_batched_search(translator, toy_sentences, settings, record):
-    """One sentence with greedy or sampling takes the scalar path; it must give what the
-    general (B, W)-tensor search gives: hypotheses, log-probs, recorded steps and tree."""
+    """One sentence takes a list-based path (_RowSearch for greedy and sampling,
+    _BeamRowSearch for beam search); it must give what the general (B, W)-tensor search
+    gives: hypotheses, log-probs, recorded steps and tree."""
     model = translator.model
+    kind = _BeamRowSearch if settings.method == "beam" else _RowSearch
     for text in toy_sentences[:4]:
         ids = [translator.source_ids(text)]
         with torch.inference_mode():
-            fast = _RowSearch(model, ids, settings, record).run()[0]
+            fast = kind(model, ids, settings, record).run()[0]
             general = _Search(model, ids, settings, record).run()[0]
-        assert len(fast.hypotheses) == len(general.hypotheses) == 1
-        a, b = fast.hypotheses[0], general.hypotheses[0]
-        assert a.tokens == b.tokens and a.slots == b.slots
-        # the scalar path sums in float64, the tensor path in float32
-        assert a.token_logprobs == pytest.approx(b.token_logprobs, abs=1e-5)
-        assert a.used_logprobs == pytest.approx(b.used_logprobs, abs=1e-5, nan_ok=True)
-        assert (a.logprob, a.score) == pytest.approx((b.logprob, b.score), rel=1e-5, abs=1e-4)
+        assert len(fast.hypotheses) == len(general.hypotheses) >= 1
+        for a, b in zip(fast.hypotheses, general.hypotheses):
+            assert a.tokens == b.tokens and a.slots == b.slots
+            # the scalar path sums in float64, the tensor path in float32
+            assert a.token_logprobs == pytest.approx(b.token_logprobs, abs=1e-5)
+            assert a.used_logprobs == pytest.approx(b.used_logprobs, abs=1e-5, nan_ok=True)
+            assert (a.logprob, a.score) == pytest.approx((b.logprob, b.score), rel=1e-5, abs=1e-4)
         assert fast.seed == general.seed
+        a = fast.hypotheses[0]
         assert len(fast.steps) == len(general.steps) == (len(a.tokens) if record else 0)
         for x, y in zip(fast.steps, general.steps):
             assert torch.equal(x.raw_top[1], y.raw_top[1]) and torch.equal(x.used_top[1], y.used_top[1])
