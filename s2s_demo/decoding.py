@@ -573,15 +573,15 @@ class _BeamRowSearch(_Search):
                 finished.append(_Finished(t, parents[c], cand_raw[c], cand_used[c], scores[c], score))
             if len(finished) >= W:
                 kth_best = sorted((f.score for f in finished), reverse=True)[W - 1]
-            kept_parents = [parents[c] for c in chosen]
-            history.append(([tokens[c] for c in chosen], kept_parents, [cand_raw[c] for c in chosen],
+            kept_tokens, kept_parents = [tokens[c] for c in chosen], [parents[c] for c in chosen]
+            history.append((kept_tokens, kept_parents, [cand_raw[c] for c in chosen],
                             [cand_used[c] for c in chosen]))
             kept_scores = [scores[c] if ok else NEG_INF for c, ok in zip(chosen, alive_ok)]
             self.scores = torch.tensor([kept_scores], device=self.device)
-            self.prev = torch.tensor(history[-1][0], device=self.device)
+            self.prev = torch.tensor(kept_tokens, device=self.device)
             self.state = self.state.select(torch.tensor(kept_parents, device=self.device))
             if s.no_repeat_ngram_size:
-                self.row_seqs = [self.row_seqs[p] + [tok] for p, tok in zip(kept_parents, history[-1][0])]
+                self.row_seqs = [self.row_seqs[p] + [tok] for p, tok in zip(kept_parents, kept_tokens)]
             best_alive = max(kept_scores)
             if best_alive == NEG_INF or kth_best >= best_alive / length_normalizer(t + 1, s):
                 break

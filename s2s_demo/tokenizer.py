@@ -51,12 +51,12 @@ class TokenizerPair:
         folder = Path(folder)
         return cls(folder / SOURCE_FILE, folder / TARGET_FILE)
 
-    def encode_source(self, text: str, sampling: "SubwordSampling | None" = None) -> list[int]:
+    def encode_source(self, text: str, sampling: SubwordSampling | None = None) -> list[int]:
         """Source ids ending with EOS, which marks the sentence end for the encoder.
         ``sampling`` draws one segmentation at random (training only)."""
         return _encode(self.source, text, sampling) + [self.source.eos_id()]
 
-    def encode_target(self, text: str, sampling: "SubwordSampling | None" = None) -> list[int]:
+    def encode_target(self, text: str, sampling: SubwordSampling | None = None) -> list[int]:
         """Target ids without BOS/EOS; training adds them."""
         return _encode(self.target, text, sampling)
 

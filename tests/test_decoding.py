@@ -4,8 +4,7 @@ import pytest
 import torch
 
 from s2s_demo.decoding import (_BeamRowSearch, _entropy, _Recorder, _RowSearch, _Search, length_normalizer,
-                                search,
-                                translate_ids)
+                                search, translate_ids)
 from s2s_demo.model import sequence_log_prob
 from s2s_demo.settings import DecodeSettings, SettingsError
 

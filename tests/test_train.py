@@ -14,11 +14,11 @@ import yaml
 from s2s_demo import hub
 from s2s_demo.config import ModelConfig
 from s2s_demo.settings import DecodeSettings
+from s2s_demo.tokenizer import SubwordSampling
 from train.configuration import load_config
 from train.data import tokenize
 from train.prepare import ParallelText
 from train.train import train
-from s2s_demo.tokenizer import SubwordSampling
 
 from .conftest import ROOT
 
