@@ -96,6 +96,15 @@ def test_subword_sampling_is_seeded_varied_and_keeps_the_text(toy_corpus, toy_to
         assert sampled.src[-1] == toy_tokenizer.source.eos_id()
 
 
+@pytest.mark.parametrize("key,value", [("subword_alpha", -0.1), ("subword_alpha", 2.0),
+                                       ("subword_alpha", "high"), ("subword_nbest_size", 0),
+                                       ("subword_nbest_size", 1), ("subword_nbest_size", 2.5)])
+def test_bad_subword_sampling_settings_name_the_key(tmp_path, toy_corpus, key, value):
+    path = write_config(tmp_path, toy_corpus, tmp_path / "run", **{key: value})
+    with pytest.raises(ValueError, match=f"training.{key}"):
+        load_config(path)
+
+
 def test_fine_tune_starts_from_a_published_folder(tmp_path, toy_corpus):
     first = train(load_config(write_config(tmp_path, toy_corpus, tmp_path / "first", max_steps=20)))
     config = load_config(write_config(tmp_path, toy_corpus, tmp_path / "second", max_steps=1, lr=0.0,

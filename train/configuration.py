@@ -41,4 +41,15 @@ def load_config(path: str | Path, overrides: dict | None = None) -> dict:
     unknown_train = sorted(set(config["training"]) - set(DEFAULTS["training"]))
     if unknown_train:
         raise ValueError(f"{path}: unknown training keys {unknown_train}")
+    _check_subword_sampling(path, config["training"])
     return config
+
+
+def _check_subword_sampling(path, training: dict) -> None:
+    """sentencepiece takes any numbers here and fails, if at all, deep inside training."""
+    alpha, nbest = training["subword_alpha"], training["subword_nbest_size"]
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+        raise ValueError(f"{path}: training.subword_alpha must be a number in [0, 1] (0 = off), got {alpha!r}")
+    if isinstance(nbest, bool) or not isinstance(nbest, int) or not (nbest == -1 or nbest >= 2):
+        raise ValueError(f"{path}: training.subword_nbest_size must be -1 (all segmentations) or an "
+                         f"integer >= 2, got {nbest!r}")
