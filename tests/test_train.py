@@ -135,6 +135,32 @@ def test_wall_clock_budget_stops_training_and_exports(tmp_path, toy_corpus):
     assert hub.load(folder).translate_batch(["ein Hund"], DecodeSettings(method="greedy"))
 
 
+@pytest.mark.parametrize("device,message", [
+    ("tpu", "must be cpu, cuda or auto"),
+    pytest.param("cuda", "sees no CUDA device",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
+])
+def test_unusable_training_device_is_named_before_training(tmp_path, toy_corpus, device, message):
+    config = load_config(write_config(tmp_path, toy_corpus, tmp_path / "dev", device=device))
+    with pytest.raises(ValueError, match=message):
+        train(config)
+    assert not list((tmp_path / "dev" / "checkpoints").glob("*.pt"))
+
+
+def test_validation_rows_record_the_hardware_for_the_card(tmp_path, toy_corpus):
+    from train.publish import training_summary
+    from train.train import read_log
+
+    config = load_config(write_config(tmp_path, toy_corpus, tmp_path / "hw", max_steps=4, valid_every=2,
+                                      device="auto"))
+    train(config)
+    rows = [r for r in read_log(tmp_path / "hw" / "metrics.jsonl") if "valid_bleu" in r]
+    expected = "GPU" if torch.cuda.is_available() else "CPU"
+    assert len(rows) == 2 and all(r["hardware"].endswith(expected) for r in rows)
+    summary = training_summary(tmp_path / "hw")
+    assert summary["hardware"] == rows[-1]["hardware"] and summary["torch"] == torch.__version__
+
+
 @pytest.mark.timeout(600)
 def test_torchrun_two_processes(tmp_path, toy_corpus):
     config = write_config(tmp_path, toy_corpus, tmp_path / "ddp", max_steps=20, checkpoint_every=10,

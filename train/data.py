@@ -68,6 +68,12 @@ class Batch:
     tgt_out: torch.Tensor
     n_tokens: int
 
+    def to(self, device: torch.device) -> "Batch":
+        if device.type == "cpu":
+            return self
+        move = lambda t: t.to(device, non_blocking=True)  # noqa: E731
+        return Batch(move(self.src), self.src_lengths, move(self.tgt_in), move(self.tgt_out), self.n_tokens)
+
 
 def collate(examples: list[Example], pad_id: int, bos_id: int, eos_id: int) -> Batch:
     B = len(examples)

@@ -59,6 +59,9 @@ def training_summary(run_dir: Path) -> dict:
              else max((r["step"] for r in rows), default=0))
     return {"steps": steps, "train_seconds": round(seconds), "train_tokens": tokens,
             "tokens_per_s": round(tokens / seconds) if seconds else None,
+            # runs logged before the hardware was recorded trained on this machine's CPU
+            "hardware": last.get("hardware", f"{platform.machine()} CPU"),
+            "torch": last.get("torch", torch.__version__),
             "validations": [(r["step"], round(r["valid_bleu"], 2)) for r in valid]}
 
 
@@ -123,7 +126,7 @@ dropout {cfg.dropout} (embeddings {cfg.emb_dropout}), batches of ≤ {config['tr
 {summary['steps']} steps; the exported weights average the last {config['training']['average_checkpoints']} checkpoints.
 
 Training time: {summary['train_seconds']} s of optimiser steps for {summary['train_tokens']:,} target tokens
-({tps} target tokens/s) on {platform.machine()} CPU, torch {torch.__version__}: {config['card'].get(
+({tps} target tokens/s) on {summary['hardware']}, torch {summary['torch']}: {config['card'].get(
     'training_conditions', 'see the config')}
 {_init_note(config)}
 Validation BLEU (greedy, val) by step: {summary['validations']}.

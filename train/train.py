@@ -14,6 +14,7 @@ import argparse
 import json
 import math
 import os
+import platform
 import random
 import shutil
 import time
@@ -88,6 +89,28 @@ def lr_factor(step: int, cfg: dict) -> float:
     raise ValueError(f"unknown schedule {kind!r} (constant, inverse_sqrt, cosine)")
 
 
+def resolve_device(name: str, world: int) -> torch.device:
+    """``training.device``: "cpu", "cuda" or "auto" (cuda when torch sees a GPU)."""
+    if name not in ("cpu", "cuda", "auto"):
+        raise ValueError(f"training.device must be cpu, cuda or auto, got {name!r}")
+    cuda = torch.cuda.is_available()
+    if name == "cuda" and not cuda:
+        raise ValueError("training.device=cuda, but torch sees no CUDA device (use cpu or auto)")
+    device = torch.device("cuda" if name == "cuda" or (name == "auto" and cuda) else "cpu")
+    if device.type == "cuda" and world > 1:
+        raise ValueError("training.device=cuda runs as one process; several processes (torchrun) train on CPU")
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high")  # TF32 matmuls: the LSTM sizes here need no more
+    return device
+
+
+def device_name(device: torch.device) -> str:
+    """What the card says the run trained on."""
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} GPU"
+    return f"{platform.machine()} CPU"
+
+
 def batch_loss(model, batch, label_smoothing: float, teacher_forcing: float) -> torch.Tensor:
     """Summed token cross-entropy of a batch (divide by batch.n_tokens for the mean)."""
     logits = model(batch.src, batch.src_lengths, batch.tgt_in, teacher_forcing)
@@ -103,8 +126,11 @@ def model_config(model) -> ModelConfig:
 # ---------------------------------------------------------------- validation
 def validate(model: Seq2Seq, examples: list[Example], references: list[str],
              tokenizer: TokenizerPair, batch_tokens: int) -> dict:
-    """Validation loss/perplexity (teacher forcing) and greedy sacreBLEU."""
+    """Validation loss/perplexity (teacher forcing) and greedy sacreBLEU, on the CPU
+    (the decoding engine's; a model training on a GPU is validated as a CPU copy)."""
     cfg = model.config
+    if next(model.parameters()).device.type != "cpu":
+        model = cpu_copy(model)
     model.eval()
     total, tokens = 0.0, 0
     with torch.no_grad():
@@ -120,6 +146,12 @@ def validate(model: Seq2Seq, examples: list[Example], references: list[str],
             "valid_bleu": bleu.score}
 
 
+def cpu_copy(model: Seq2Seq) -> Seq2Seq:
+    copy = Seq2Seq(model.config)
+    copy.load_state_dict({k: v.cpu() for k, v in model.state_dict().items()})
+    return copy
+
+
 # ---------------------------------------------------------------- checkpoints
 def save_checkpoint(path: Path, model, optimizer, scheduler, progress: dict) -> None:
     """Atomic write of everything resume needs (a crash mid-write keeps the old file)."""
@@ -132,6 +164,8 @@ def save_checkpoint(path: Path, model, optimizer, scheduler, progress: dict) -> 
         "python_rng": list(random.getstate()[1]),
         "python_rng_meta": [random.getstate()[0], random.getstate()[2]],
     }
+    if torch.cuda.is_initialized():  # dropout masks on a GPU come from its own generator
+        payload["cuda_rng"] = torch.cuda.get_rng_state_all()
     tmp = path.with_suffix(".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
@@ -146,6 +180,8 @@ def load_checkpoint(path: Path, model, optimizer, scheduler) -> dict:
     torch.set_rng_state(payload["torch_rng"])
     version, gauss = payload["python_rng_meta"]
     random.setstate((version, tuple(payload["python_rng"]), gauss))
+    if "cuda_rng" in payload and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(payload["cuda_rng"])
     return payload["progress"]
 
 
@@ -218,7 +254,8 @@ def train(config: dict, rank: int = 0, world: int = 1) -> Path:
     random.seed(tcfg["seed"])
     model_cfg = ModelConfig(src_vocab_size=tokenizer.src_vocab_size, tgt_vocab_size=tokenizer.tgt_vocab_size,
                             src_lang=dcfg["src_lang"], tgt_lang=dcfg["tgt_lang"], **config["model"])
-    model = Seq2Seq(model_cfg)
+    device = resolve_device(tcfg["device"], world)
+    model = Seq2Seq(model_cfg).to(device)
     core = model
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(model)
@@ -257,7 +294,7 @@ def train(config: dict, rank: int = 0, world: int = 1) -> Path:
             progress["batch"] += world
             step_start = time.perf_counter()
             batch = collate([train_examples[i] for i in idx], model_cfg.pad_id, model_cfg.bos_id,
-                            model_cfg.eos_id)
+                            model_cfg.eos_id).to(device)
             loss = batch_loss(model, batch, tcfg["label_smoothing"], tcfg["teacher_forcing"])
             optimizer.zero_grad(set_to_none=True)
             (loss / batch.n_tokens).backward()
@@ -265,6 +302,8 @@ def train(config: dict, rank: int = 0, world: int = 1) -> Path:
                 torch.nn.utils.clip_grad_norm_(core.parameters(), tcfg["clip_norm"])
             optimizer.step()
             scheduler.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()  # so the step's seconds hold its GPU work
             progress["step"] += 1
             progress["seconds"] += time.perf_counter() - step_start
             progress["tokens"] += batch.n_tokens * world
@@ -281,7 +320,7 @@ def train(config: dict, rank: int = 0, world: int = 1) -> Path:
                                     "lr": scheduler.get_last_lr()[0], "tokens_per_s": rate})
             if step % tcfg["valid_every"] == 0:
                 _validate_and_track(core, valid_examples, valid_refs, tokenizer, tcfg, progress,
-                                    metrics_path, out_dir, rank)
+                                    metrics_path, out_dir, rank, device_name(device))
                 progress["stopped"] = broadcast_flag(progress["stopped"], world)
                 window_start = time.perf_counter()
             if rank == 0 and step % tcfg["checkpoint_every"] == 0:
@@ -309,13 +348,14 @@ def train(config: dict, rank: int = 0, world: int = 1) -> Path:
 
 
 def _validate_and_track(core, valid_examples, valid_refs, tokenizer, tcfg, progress,
-                        metrics_path, out_dir, rank) -> None:
+                        metrics_path, out_dir, rank, hardware: str) -> None:
     """Validate (rank 0), log, keep the best checkpoint, decide early stopping."""
     if rank != 0:
         return
     result = validate(core, valid_examples, valid_refs, tokenizer, tcfg["batch_tokens"])
     result.update(step=progress["step"], epoch=progress["epoch"],
-                  train_seconds=progress["seconds"], train_tokens=progress["tokens"])
+                  train_seconds=progress["seconds"], train_tokens=progress["tokens"],
+                  hardware=hardware, torch=torch.__version__)
     _log(metrics_path, result)
     tqdm.write(f"step {progress['step']}: valid loss {result['valid_loss']:.3f} "
                f"BLEU {result['valid_bleu']:.2f}")
