@@ -19,6 +19,12 @@ class Example:
     tgt: list[int]   # target ids without BOS/EOS
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's random choices (batch order, sampled segmentation), so that
+    resume can rebuild an epoch from (seed, epoch) alone."""
+    return seed * 1000 + epoch
+
+
 def tokenize(text: ParallelText, tokenizer: TokenizerPair, max_len: int | None = None,
              sampling: SubwordSampling | None = None, seed: int = 0) -> list[Example]:
     """Encode every pair; pairs longer than max_len on either side are dropped
@@ -38,7 +44,7 @@ def tokenize(text: ParallelText, tokenizer: TokenizerPair, max_len: int | None =
 def make_batches(examples: list[Example], batch_tokens: int, seed: int, epoch: int) -> list[list[int]]:
     """Index batches of similar length, each holding at most ``batch_tokens`` padded
     target tokens; the order depends only on (seed, epoch), so resume can rebuild it."""
-    gen = torch.Generator().manual_seed(seed * 1000 + epoch)
+    gen = torch.Generator().manual_seed(epoch_seed(seed, epoch))
     noisy = torch.rand(len(examples), generator=gen).tolist()
     # sort by length with a little noise so batches differ between epochs
     order = sorted(range(len(examples)), key=lambda i: (len(examples[i].tgt) + noisy[i] * 2,

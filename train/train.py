@@ -34,7 +34,7 @@ from s2s_demo.settings import DecodeSettings
 from s2s_demo.tokenizer import SOURCE_FILE, TARGET_FILE, SubwordSampling, TokenizerPair
 
 from .configuration import load_config
-from .data import Example, collate, make_batches, tokenize
+from .data import Example, collate, epoch_seed, make_batches, tokenize
 from .prepare import prepare, read_split
 
 
@@ -286,7 +286,7 @@ def train(config: dict, rank: int = 0, world: int = 1) -> Path:
             and progress["epoch"] < tcfg["max_epochs"]:
         if sampling is not None:  # a new segmentation of the corpus every epoch
             train_examples = tokenize(train_text, tokenizer, dcfg["max_len"], sampling,
-                                      seed=tcfg["seed"] * 1000 + progress["epoch"])
+                                      seed=epoch_seed(tcfg["seed"], progress["epoch"]))
         batches = make_batches(train_examples, tcfg["batch_tokens"], tcfg["seed"], progress["epoch"])
         batches = batches[: len(batches) - len(batches) % world]  # equal steps on every rank
         while progress["batch"] < len(batches) and progress["step"] < tcfg["max_steps"]:
