@@ -90,13 +90,14 @@ def lr_factor(step: int, cfg: dict) -> float:
 
 
 def resolve_device(name: str, world: int) -> torch.device:
-    """``training.device``: "cpu", "cuda" or "auto" (cuda when torch sees a GPU)."""
+    """``training.device``: "cpu", "cuda" or "auto" (cuda when torch sees a GPU and the run
+    is one process: several processes train on the CPU, with gloo)."""
     if name not in ("cpu", "cuda", "auto"):
         raise ValueError(f"training.device must be cpu, cuda or auto, got {name!r}")
     cuda = torch.cuda.is_available()
     if name == "cuda" and not cuda:
         raise ValueError("training.device=cuda, but torch sees no CUDA device (use cpu or auto)")
-    device = torch.device("cuda" if name == "cuda" or (name == "auto" and cuda) else "cpu")
+    device = torch.device("cuda" if name == "cuda" or (name == "auto" and cuda and world == 1) else "cpu")
     if device.type == "cuda" and world > 1:
         raise ValueError("training.device=cuda runs as one process; several processes (torchrun) train on CPU")
     if device.type == "cuda":
