@@ -118,6 +118,28 @@ def test_fine_tune_starts_from_a_published_folder(tmp_path, toy_corpus):
         assert torch.equal(x, y), name
 
 
+def test_export_blends_the_fine_tune_with_its_start(tmp_path, toy_corpus):
+    first = train(load_config(write_config(tmp_path, toy_corpus, tmp_path / "first", max_steps=20)))
+    path = write_config(tmp_path, toy_corpus, tmp_path / "tuned", max_steps=10, init_from=str(first))
+    tuned = hub.load_model(train(load_config(path))).state_dict()
+    # a finished run exports again on rerun: the same checkpoints, now blended with the start
+    blended = hub.load_model(train(load_config(path, {"training.export_init_share": 0.25}))).state_dict()
+    start = hub.load_model(first).state_dict()
+    moved = 0
+    for name, x in blended.items():
+        torch.testing.assert_close(x, 0.25 * start[name] + 0.75 * tuned[name], rtol=0, atol=1e-7)
+        moved += not torch.equal(start[name], tuned[name])
+    assert moved > 0  # the fine-tune changed weights, so the blend is not the start itself
+
+
+@pytest.mark.parametrize("share,init_from,message", [
+    (1.0, "x", "must be a number in"), (-0.1, "x", "must be a number in"), (0.5, None, "init_from is not set")])
+def test_bad_export_blend_settings_are_named(tmp_path, toy_corpus, share, init_from, message):
+    path = write_config(tmp_path, toy_corpus, tmp_path / "bad", export_init_share=share, init_from=init_from)
+    with pytest.raises(ValueError, match=message):
+        load_config(path)
+
+
 def test_fine_tune_from_another_architecture_names_the_mismatch(tmp_path, toy_corpus):
     first = train(load_config(write_config(tmp_path, toy_corpus, tmp_path / "first", max_steps=2)))
     config = load_config(write_config(tmp_path, toy_corpus, tmp_path / "wide", max_steps=1, init_from=str(first)))

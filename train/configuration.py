@@ -22,6 +22,8 @@ DEFAULTS = {
         "out_dir": "runs/model", "init_from": None, "max_minutes": 0,
         # subword regularization: 0 = the best segmentation only (see SubwordSampling)
         "subword_alpha": 0.0, "subword_nbest_size": 64,
+        # share of the init_from weights blended into the export (0 = the fine-tune alone)
+        "export_init_share": 0.0,
     },
     "card": {},
 }
@@ -42,7 +44,17 @@ def load_config(path: str | Path, overrides: dict | None = None) -> dict:
     if unknown_train:
         raise ValueError(f"{path}: unknown training keys {unknown_train}")
     _check_subword_sampling(path, config["training"])
+    _check_export_blend(path, config["training"])
     return config
+
+
+def _check_export_blend(path, training: dict) -> None:
+    share = training["export_init_share"]
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share < 1:
+        raise ValueError(f"{path}: training.export_init_share must be a number in [0, 1), got {share!r}")
+    if share and not training["init_from"]:
+        raise ValueError(f"{path}: training.export_init_share blends the init_from weights into the "
+                         "export, but training.init_from is not set")
 
 
 def _check_subword_sampling(path, training: dict) -> None:

@@ -158,8 +158,11 @@ def _init_note(config: dict) -> str:
     start = config["training"].get("init_from")
     if not start:
         return ""
+    share = config["training"]["export_init_share"]
+    blend = (f" The exported weights are {share:g} × those starting weights + {1 - share:g} × the "
+             f"fine-tune's checkpoint average (`training.export_init_share`)." if share else "")
     return (f"This run fine-tunes earlier weights: training started from the weights and tokenizer of "
-            f"`{start}` (fresh optimiser and schedule). {config['card'].get('first_stage', '')}")
+            f"`{start}` (fresh optimiser and schedule).{blend} {config['card'].get('first_stage', '')}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -370,12 +370,23 @@ def _validate_and_track(core, valid_examples, valid_refs, tokenizer, tcfg, progr
 
 
 def export_model(core: Seq2Seq, out_dir: Path, tcfg: dict) -> Path:
-    """Average the last checkpoints into ``out_dir/model`` (plain copy if there is one)."""
+    """Average the last checkpoints into ``out_dir/model`` (plain copy if there is one); with
+    ``training.export_init_share`` > 0, blend that average with the ``init_from`` weights."""
     ckpts = sorted((out_dir / "checkpoints").glob("step-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
     ckpts = ckpts[-tcfg["average_checkpoints"]:] if tcfg["average_checkpoints"] else ckpts[-1:]
+    weights = average_checkpoints(ckpts) if ckpts else {k: v.cpu() for k, v in core.state_dict().items()}
+    if tcfg["export_init_share"]:
+        start = load_model(Path(tcfg["init_from"])).state_dict()
+        weights = blend_weights(start, weights, tcfg["export_init_share"])
     export = Seq2Seq(core.config)
-    export.load_state_dict(average_checkpoints(ckpts) if ckpts else core.state_dict())
+    export.load_state_dict(weights)
     return save_folder(export, out_dir / "data", out_dir / "model")
+
+
+def blend_weights(start: dict, tuned: dict, start_share: float) -> dict:
+    """``start_share * start + (1 - start_share) * tuned``, tensor by tensor: interpolating a
+    fine-tune with the weights it started from (Wortsman et al., 2022, "WiSE-FT") can beat both."""
+    return {k: start_share * start[k] + (1 - start_share) * v for k, v in tuned.items()}
 
 
 def copy_tokenizer(model_folder: Path, data_dir: Path) -> None:
