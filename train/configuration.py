@@ -48,9 +48,14 @@ def load_config(path: str | Path, overrides: dict | None = None) -> dict:
     return config
 
 
+def _is_number(value) -> bool:
+    """An int or float from YAML (``true`` is a bool, which Python also counts as an int)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _check_export_blend(path, training: dict) -> None:
     share = training["export_init_share"]
-    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share < 1:
+    if not _is_number(share) or not 0 <= share < 1:
         raise ValueError(f"{path}: training.export_init_share must be a number in [0, 1), got {share!r}")
     if share and not training["init_from"]:
         raise ValueError(f"{path}: training.export_init_share blends the init_from weights into the "
@@ -60,7 +65,7 @@ def _check_export_blend(path, training: dict) -> None:
 def _check_subword_sampling(path, training: dict) -> None:
     """sentencepiece takes any numbers here and fails, if at all, deep inside training."""
     alpha, nbest = training["subword_alpha"], training["subword_nbest_size"]
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+    if not _is_number(alpha) or not 0 <= alpha <= 1:
         raise ValueError(f"{path}: training.subword_alpha must be a number in [0, 1] (0 = off), got {alpha!r}")
     if isinstance(nbest, bool) or not isinstance(nbest, int) or not (nbest == -1 or nbest >= 2):
         raise ValueError(f"{path}: training.subword_nbest_size must be -1 (all segmentations) or an "

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from s2s_demo.settings import DecodeSettings
 from .configuration import load_config
 from .evaluate import evaluate
 from .prepare import read_split
-from .train import read_log
+from .train import device_name, read_log
 
 LENGTH_PENALTIES = (0.0, 0.6, 1.0, 1.5)
 LICENSE_NOTE = ("Multi30k is provided for non-commercial research and educational use "
@@ -60,7 +59,7 @@ def training_summary(run_dir: Path) -> dict:
     return {"steps": steps, "train_seconds": round(seconds), "train_tokens": tokens,
             "tokens_per_s": round(tokens / seconds) if seconds else None,
             # runs logged before the hardware was recorded trained on this machine's CPU
-            "hardware": last.get("hardware", f"{platform.machine()} CPU"),
+            "hardware": last.get("hardware", device_name(torch.device("cpu"))),
             "torch": last.get("torch", torch.__version__),
             "validations": [(r["step"], round(r["valid_bleu"], 2)) for r in valid]}
 
