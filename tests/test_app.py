@@ -10,7 +10,9 @@ import pytest
 from gradio_client import Client
 
 from s2s_demo import hub
-from s2s_demo.ui.blocks import build_demo
+from s2s_demo.settings import DecodeSettings
+from s2s_demo.translator import Translator
+from s2s_demo.ui.blocks import build_demo, compare_request
 from s2s_demo.ui.registry import ModelRegistry
 
 from .conftest import ROOT, make_model
@@ -86,6 +88,37 @@ def test_model_switching_and_listing(client, toy_sentences):
     _, plain = translate(client, toy_sentences[0], model="toy-plain")
     assert attn["model"] == "toy-attn" and plain["model"] == "toy-plain"
     assert plain["steps"][0]["attention"] is None and attn["steps"][0]["attention"] is not None
+
+
+def test_compare_through_api(client, toy_sentences):
+    rows = client.predict(toy_sentences[0], model="toy-plain", beam_size=3, api_name="/compare")
+    assert [r["model"] for r in rows] == ["toy-plain", "toy-attn"]  # the chosen model first
+    for row in rows:  # each row is what /translate gives that model under the same settings
+        text, trace = translate(client, toy_sentences[0], model=row["model"], beam_size=3)
+        best = trace["hypotheses"][0]
+        assert (row["translation"], row["score"], row["logprob"]) == (text, best["score"], best["logprob"])
+        assert row["tokens"] == len(best["token_ids"]) and row["search_ms"] > 0
+    for bad, message in (({"text": ""}, "empty"), ({"model": "no-such-model"}, "Unknown model"),
+                         ({"beam_size": 99}, "beam_size")):
+        kw = {"text": toy_sentences[0], "model": "toy-attn", **bad}
+        with pytest.raises(Exception, match=message):
+            client.predict(kw.pop("text"), api_name="/compare", **kw)
+    assert len(client.predict(toy_sentences[1], api_name="/compare")) == 2  # still serving
+
+
+def test_compare_keeps_to_the_models_that_read_the_language(toy_tokenizer, toy_sentences):
+    registry = ModelRegistry([Translator(make_model(toy_tokenizer, seed=1), toy_tokenizer),
+                              Translator(make_model(toy_tokenizer, seed=2, src_lang="fr"), toy_tokenizer),
+                              Translator(make_model(toy_tokenizer, seed=3, attention="none"), toy_tokenizer)])
+    de_attn, fr, de_plain = registry.names
+    assert registry.same_source(de_plain) == [de_plain, de_attn]
+    assert registry.same_source(fr) == [fr]
+    assert registry.same_source(None) == [de_attn, de_plain]
+    greedy = DecodeSettings(method="greedy")
+    rows = compare_request(registry, toy_sentences[0], de_plain, method="greedy")
+    assert [r["model"] for r in rows] == [de_plain, de_attn]
+    assert [r["translation"] for r in rows] == [registry.get(n).translate(toy_sentences[0], greedy).translation
+                                                for n in (de_plain, de_attn)]
 
 
 BAD_REQUESTS = [

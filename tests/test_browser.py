@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from s2s_demo import hub
+from s2s_demo.settings import DecodeSettings
 from s2s_demo.ui.blocks import build_demo
 from s2s_demo.ui.registry import ModelRegistry
 
@@ -57,8 +58,8 @@ def _shots() -> Path | None:
     return None
 
 
-def _source_sentence(registry) -> str:
-    lang = registry.get(None).model.config.src_lang
+def _source_sentence(registry, model: str | None = None) -> str:
+    lang = registry.get(model).model.config.src_lang
     return {"de": "Ein Mann mit einem roten Hut fährt Fahrrad auf der Straße.",
             "en": "A man in a red hat rides a bike down the street."}.get(lang, "Ein Mann fährt Fahrrad.")
 
@@ -101,6 +102,28 @@ def _wait_for_text(page, selector: str, expected: str) -> None:
         "([sel, want]) => { const el = document.querySelector(sel);"
         " return el && el.innerText.replace(/\\s+/g, '').includes(want); }",
         arg=[selector, squashed], timeout=30_000)
+
+
+def test_compare_models_on_one_sentence(page_url, browser, tmp_path):
+    url, registry = page_url
+    # an English source, where there is one: en-de, its no-attention twin and en-fr read it
+    english = [n for n in registry.names if registry.get(n).model.config.src_lang == "en"]
+    model = english[0] if english else registry.default
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(url)
+    if model != registry.default:
+        page.get_by_label("Model").click()
+        page.get_by_role("option", name=registry.label(model)).click()
+    sentence = _source_sentence(registry, model)
+    page.get_by_label("Source sentence", exact=False).fill(sentence)
+    page.get_by_role("tab", name="Compare models").click()
+    page.get_by_role("button", name="Compare on this sentence").click()
+    lp = registry.get(model).default_settings().length_penalty  # the slider's value for `model`
+    settings = DecodeSettings(method="beam", beam_size=5, length_penalty=lp)
+    for name in registry.same_source(model):
+        _wait_for_text(page, "#comparison", registry.get(name).translate(sentence, settings).translation)
+    assert page.locator("#comparison").inner_text().count(model) >= 1
+    page.screenshot(path=str((_shots() or tmp_path) / "compare.png"), full_page=True)
 
 
 def test_html_in_the_text_is_never_rendered(page_url, browser):

@@ -43,6 +43,31 @@ def translate_request(registry: ModelRegistry, text: str, model: str | None, met
     return trace
 
 
+def compare_request(registry: ModelRegistry, text: str, model: str | None, method: str = "beam",
+                    temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, beam_size: int = 5,
+                    n_best: int = 1, length_penalty: float | None = None, max_length: int = 100,
+                    seed: int | None = None) -> list[dict]:
+    """Translate ``text`` with ``model`` and every other model that reads its language, under
+    the same settings (``length_penalty`` None: each model's own tuned value). One dict per
+    model, ``model`` first: name, pair, description, translation, score, log-prob, tokens and
+    search time of its best hypothesis."""
+    try:
+        names = registry.same_source(model)
+    except UnknownModelError as err:
+        raise RequestError(str(err)) from err
+    rows = []
+    for name in names:
+        trace = translate_request(registry, text, name, method, temperature, top_k, top_p, beam_size,
+                                  n_best, length_penalty, max_length, seed)
+        best = trace["hypotheses"][0] if trace["hypotheses"] else {"score": float("nan"),
+                                                                  "logprob": float("nan"), "token_ids": []}
+        translator = registry.get(name)
+        rows.append({"model": name, "pair": translator.pair, "description": translator.description,
+                     "translation": trace["translation"], "score": best["score"], "logprob": best["logprob"],
+                     "tokens": len(best["token_ids"]), "search_ms": trace["timings_ms"]["search_ms"]})
+    return rows
+
+
 def build_demo(registry: ModelRegistry) -> gr.Blocks:
     with gr.Blocks(title="s2s-demo: inside an LSTM translator") as demo:
         gr.Markdown(INTRO)
@@ -69,7 +94,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         translation = gr.HighlightedText(label="Translation (colour: the model's probability of each token)",
                                          show_legend=True, color_map=render.CONFIDENCE_COLORS,
                                          show_inline_category=False, elem_id="translation")
-        nbest = gr.Dataframe(label="n-best hypotheses", interactive=False, wrap=True)
+        nbest = gr.Dataframe(headers=render.NBEST_COLUMNS, label="n-best hypotheses", interactive=False, wrap=True)
         timing = gr.Markdown()
         with gr.Tab("Step by step"):
             overview = gr.Plot(label="All steps")
@@ -91,6 +116,13 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             attention = gr.Plot(label="Attention")
         with gr.Tab("Beam search tree"):
             tree = gr.Plot(label="Beam search tree")
+        with gr.Tab("Compare models"):
+            gr.Markdown("The same sentence through every model that reads its language (the attention "
+                        "models and the plain encoder-decoder), with the decoding settings above; "
+                        "score and log-prob are those of each model's best hypothesis.")
+            compare_btn = gr.Button("Compare on this sentence")
+            comparison = gr.Dataframe(headers=render.COMPARE_COLUMNS, label="Translations by model",
+                                      interactive=False, wrap=True, elem_id="comparison")
         with gr.Accordion("Raw trace (JSON)", open=False):
             trace_json = gr.JSON(label="Trace")
 
@@ -109,6 +141,12 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                    attention, tree, trace_json, original_box, whatif_box]
         for trigger in (translate_btn.click, text.submit):
             trigger(run, [text, model, *controls], outputs, api_visibility="undocumented")
+
+        def show_comparison(text_value, model_value, *control_values):
+            return render.compare_table(_guarded(compare_request, registry, text_value, model_value,
+                                                 *control_values))
+
+        compare_btn.click(show_comparison, [text, model, *controls], comparison, api_visibility="undocumented")
 
         def show_step(trace, index):
             if not trace or index is None:
@@ -153,14 +191,22 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                           seed: int | None = None, forced_prefix: list | None = None) -> tuple[str, dict]:
             """Translate ``text``; returns the translation and the full trace (steps with top-k
             distributions and attention, n-best hypotheses, beam tree, timings)."""
-            try:
-                trace = translate_request(registry, text, model, method, temperature, top_k, top_p,
-                                          beam_size, n_best, length_penalty, max_length, seed, forced_prefix)
-            except RequestError as err:
-                raise gr.Error(str(err)) from err
+            trace = _guarded(translate_request, registry, text, model, method, temperature, top_k, top_p,
+                             beam_size, n_best, length_penalty, max_length, seed, forced_prefix)
             return trace["translation"], trace
 
         gr.api(api_translate, api_name="translate")
+
+        def api_compare(text: str, model: str = registry.default, method: str = "beam",
+                        temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, beam_size: int = 5,
+                        n_best: int = 1, length_penalty: float | None = None, max_length: int = 100,
+                        seed: int | None = None) -> list[dict]:
+            """Translate ``text`` with ``model`` and every other model that reads its language;
+            one row per model (name, pair, translation, score, log-prob, tokens, search_ms)."""
+            return _guarded(compare_request, registry, text, model, method, temperature, top_k, top_p,
+                            beam_size, n_best, length_penalty, max_length, seed)
+
+        gr.api(api_compare, api_name="compare")
 
         def api_models() -> list[dict]:
             """The loaded models: name, language pair, description."""
@@ -173,10 +219,14 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
 
 
 def _call(registry, text, model, control_values, forced_prefix=None) -> dict:
-    method, temperature, top_k, top_p, beam_size, n_best, length_penalty, max_length, seed = control_values
+    # control_values are translate_request's settings, in its order (``controls``)
+    return _guarded(translate_request, registry, text, model, *control_values, forced_prefix)
+
+
+def _guarded(request, *args):
+    """Run a request function; its RequestError becomes the message the visitor sees."""
     try:
-        return translate_request(registry, text, model, method, temperature, top_k, top_p, beam_size,
-                                 n_best, length_penalty, max_length, seed, forced_prefix)
+        return request(*args)
     except RequestError as err:
         raise gr.Error(str(err)) from err
 

@@ -66,6 +66,14 @@ class ModelRegistry:
             raise UnknownModelError(f"Unknown model {name!r}. Available: {', '.join(self.names)}")
         return self.translators[name]
 
+    def same_source(self, name: str | None) -> list[str]:
+        """``name`` first (default: the default model), then every other model that reads the
+        same source language, in registry order: the models a sentence can be compared on."""
+        first = name or self.default
+        lang = self.get(first).model.config.src_lang
+        return [first] + [n for n, t in self.translators.items()
+                          if n != first and t.model.config.src_lang == lang]
+
     def label(self, name: str) -> str:
         """The dropdown's text: the name, then the card's description (which names the pair)."""
         return f"{name} — {self.translators[name].description}"

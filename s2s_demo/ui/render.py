@@ -39,11 +39,24 @@ def highlighted_tokens(trace: dict) -> list[tuple[str, str]]:
             for step in trace["steps"] if step["piece"] != "</s>"]  # EOS is not part of the text
 
 
+NBEST_COLUMNS = ["rank", "translation", "score", "log-prob", "tokens"]
+
+
 def nbest_table(trace: dict) -> pd.DataFrame:
     rows = [{"rank": i + 1, "translation": h["text"], "score": round(h["score"], 4),
              "log-prob": round(h["logprob"], 4), "tokens": len(h["token_ids"])}
             for i, h in enumerate(trace["hypotheses"])]
-    return pd.DataFrame(rows, columns=["rank", "translation", "score", "log-prob", "tokens"])
+    return pd.DataFrame(rows, columns=NBEST_COLUMNS)
+
+
+COMPARE_COLUMNS = ["model", "pair", "translation", "score", "log-prob", "tokens", "ms"]
+
+
+def compare_table(rows: list[dict]) -> pd.DataFrame:
+    """One row per model of a comparison (see ``blocks.compare_request``)."""
+    return pd.DataFrame([[r["model"], r["pair"], r["translation"], round(r["score"], 4),
+                          round(r["logprob"], 4), r["tokens"], round(r["search_ms"], 1)] for r in rows],
+                        columns=COMPARE_COLUMNS)
 
 
 def step_choices(trace: dict) -> list[tuple[str, int]]:
