@@ -59,8 +59,7 @@ def compare_request(registry: ModelRegistry, text: str, model: str | None, metho
     for name in names:
         trace = translate_request(registry, text, name, method, temperature, top_k, top_p, beam_size,
                                   n_best, length_penalty, max_length, seed)
-        best = trace["hypotheses"][0] if trace["hypotheses"] else {"score": float("nan"),
-                                                                  "logprob": float("nan"), "token_ids": []}
+        best = trace["hypotheses"][0]  # every search ends one: the length cap's last step may only end it
         translator = registry.get(name)
         rows.append({"model": name, "pair": translator.pair, "description": translator.description,
                      "translation": trace["translation"], "score": best["score"], "logprob": best["logprob"],
