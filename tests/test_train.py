@@ -1,11 +1,13 @@
 """Training: overfitting a toy corpus, exact resume, multi-process (DDP) training."""
 
 import dataclasses
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+from unittest import mock
 
 import pytest
 import torch
@@ -20,7 +22,7 @@ from train.data import tokenize
 from train.prepare import ParallelText
 from train.train import train
 
-from .conftest import ROOT
+from .conftest import ROOT, make_model
 
 
 def write_config(tmp_path, toy_corpus, out_dir, **training):
@@ -206,3 +208,29 @@ def test_shipped_configs_load_and_name_only_known_model_fields(path):
     known = {f.name for f in dataclasses.fields(ModelConfig)}
     assert set(config["model"]) <= known, sorted(set(config["model"]) - known)
     assert config["data"]["src_lang"] != config["data"]["tgt_lang"]
+
+
+def test_soup_is_the_weighted_mean_and_refuses_what_does_not_line_up(tmp_path, toy_tokenizer, toy_tokenizer_dir):
+    from train.soup import main as soup_main
+
+    folders = []
+    for seed in (1, 2, 3):
+        folders.append(hub.save_folder(make_model(toy_tokenizer, seed=seed), toy_tokenizer_dir, tmp_path / f"m{seed}"))
+    out = tmp_path / "soup"
+    argv = ["soup", "--out", str(out), f"{folders[0]}=0.5", f"{folders[1]}=0.25", f"{folders[2]}=0.25"]
+    with mock.patch.object(sys, "argv", argv):
+        soup_main()
+    states = [hub.load_model(f).state_dict() for f in folders]
+    mixed = hub.load_model(out).state_dict()
+    for key, value in mixed.items():
+        torch.testing.assert_close(value, 0.5 * states[0][key] + 0.25 * states[1][key] + 0.25 * states[2][key])
+    assert hub.load(out).translate("ein Hund").translation is not None  # a usable folder
+
+    wider = hub.save_folder(make_model(toy_tokenizer, seed=4, dec_hidden_size=48), toy_tokenizer_dir, tmp_path / "w")
+    for args, message in (([f"{folders[0]}=0.5", f"{folders[1]}=0.4"], "sum to 1"),
+                          ([f"{folders[0]}=0.5", f"{wider}=0.5"], "another architecture"),
+                          ([f"{folders[0]}"], "FOLDER=SHARE")):
+        with mock.patch.object(sys, "argv", ["soup", "--out", str(tmp_path / "bad"), *args]), \
+                pytest.raises(SystemExit), mock.patch("sys.stderr", new_callable=io.StringIO) as err:
+            soup_main()
+        assert message in err.getvalue()
