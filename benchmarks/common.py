@@ -7,15 +7,11 @@ from typing import Callable
 
 import torch
 
+from s2s_demo.runtime import cpu_name
+
 
 def machine_line() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (f"machine: {cpu}, {os.cpu_count()} cores; torch {torch.__version__}, "
+    return (f"machine: {cpu_name()}, {os.cpu_count()} cores; torch {torch.__version__}, "
             f"{torch.get_num_threads()} threads; python {platform.python_version()}")
 
 

@@ -47,3 +47,19 @@ def test_tuned_malloc_keeps_freed_blocks_for_reuse():
     # 20 rounds of 4 x 256 pages
     assert runs["0"][1] > 10_000, runs
     assert runs["1"][1] < 500, runs
+
+
+def test_cpu_name_is_the_model_name_or_the_architecture(monkeypatch, tmp_path):
+    import builtins
+    import platform
+
+    from s2s_demo import runtime
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t: avx\n", encoding="utf-8")
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda path, *a, **kw: real_open(
+        cpuinfo if path == "/proc/cpuinfo" else path, *a, **kw))
+    assert runtime.cpu_name() == "Test CPU 9000"
+    cpuinfo.write_text("processor\t: 0\n", encoding="utf-8")  # no model name (some ARM kernels)
+    assert runtime.cpu_name() == (platform.processor() or platform.machine())

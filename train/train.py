@@ -14,7 +14,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import random
 import shutil
 import time
@@ -30,6 +29,7 @@ from s2s_demo.config import ModelConfig
 from s2s_demo.decoding import translate_ids
 from s2s_demo.hub import load_model, save_folder
 from s2s_demo.model import Seq2Seq
+from s2s_demo.runtime import cpu_name
 from s2s_demo.settings import DecodeSettings
 from s2s_demo.tokenizer import SOURCE_FILE, TARGET_FILE, SubwordSampling, TokenizerPair
 
@@ -109,7 +109,7 @@ def device_name(device: torch.device) -> str:
     """What the card says the run trained on."""
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} GPU"
-    return f"{platform.machine()} CPU"
+    return f"{cpu_name()} CPU"
 
 
 def batch_loss(model, batch, label_smoothing: float, teacher_forcing: float) -> torch.Tensor:
