@@ -44,18 +44,24 @@ def soup(ingredients: list[tuple[Path, float]]) -> torch.nn.Module:
         raise ValueError(f"the shares must be >= 0 and sum to 1; they sum to {total:g}")
     first = ingredients[0][0]
     base = load_model(first)
-    blended = {key: torch.zeros_like(value) for key, value in base.state_dict().items()}
-    for folder, share in ingredients:
+    states = []
+    for folder, _ in ingredients:
         model = load_model(folder)
         if _architecture(model.config) != _architecture(base.config):
             raise ValueError(f"{folder} has another architecture or vocabulary than {first}")
         for name in (SOURCE_FILE, TARGET_FILE):
             if not filecmp.cmp(folder / name, first / name, shallow=False):
                 raise ValueError(f"{folder}/{name} differs from {first}/{name}: the embeddings would not line up")
-        for key, value in model.state_dict().items():
-            blended[key] += share * value
-    base.load_state_dict(blended)
+        states.append(model.state_dict())
+    base.load_state_dict(weighted_mean(states, [share for _, share in ingredients]))
     return base
+
+
+def weighted_mean(states: list[dict], shares: list[float]) -> dict:
+    """``sum_i shares[i] * states[i]``, tensor by tensor, over state dicts with the same keys."""
+    return {key: sum((share * state[key] for state, share in zip(states[1:], shares[1:])),
+                     start=shares[0] * states[0][key])
+            for key in states[0]}
 
 
 def _architecture(config: ModelConfig) -> ModelConfig:

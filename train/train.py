@@ -36,6 +36,7 @@ from s2s_demo.tokenizer import SOURCE_FILE, TARGET_FILE, SubwordSampling, Tokeni
 from .configuration import load_config
 from .data import Example, collate, epoch_seed, make_batches, tokenize
 from .prepare import prepare, read_split
+from .soup import weighted_mean
 
 
 # ---------------------------------------------------------------- distributed helpers
@@ -386,7 +387,7 @@ def export_model(core: Seq2Seq, out_dir: Path, tcfg: dict) -> Path:
 def blend_weights(start: dict, tuned: dict, start_share: float) -> dict:
     """``start_share * start + (1 - start_share) * tuned``, tensor by tensor: interpolating a
     fine-tune with the weights it started from (Wortsman et al., 2022, "WiSE-FT") can beat both."""
-    return {k: start_share * start[k] + (1 - start_share) * v for k, v in tuned.items()}
+    return weighted_mean([start, tuned], [start_share, 1 - start_share])
 
 
 def copy_tokenizer(model_folder: Path, data_dir: Path) -> None:
