@@ -2,6 +2,7 @@
 
 import os
 import platform
+import statistics
 import time
 from typing import Callable
 
@@ -13,6 +14,18 @@ from s2s_demo.runtime import cpu_name
 def machine_line() -> str:
     return (f"machine: {cpu_name()}, {os.cpu_count()} cores; torch {torch.__version__}, "
             f"{torch.get_num_threads()} threads; python {platform.python_version()}")
+
+
+def median_us(call: Callable[[], object], repeats: int) -> float:
+    """Median microseconds of one ``call()`` over ``repeats`` timed calls, after repeats/10 untimed."""
+    for _ in range(repeats // 10):
+        call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e6
 
 
 def percentile(values: list[float], q: float) -> float:

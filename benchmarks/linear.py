@@ -19,8 +19,6 @@ of a real step than the sum of the lines above.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
@@ -28,18 +26,7 @@ import torch.nn.functional as F
 from s2s_demo.hub import load, parse_ref
 from s2s_demo.model import _PACK_ROWS
 
-from .common import machine_line
-
-
-def median_us(call, repeats: int) -> float:
-    for _ in range(repeats // 10):
-        call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e6
+from .common import machine_line, median_us
 
 
 def kernels(weight: torch.Tensor, rows: int, dtype: torch.dtype, pack_rows: int, int8: bool = False,

@@ -7,7 +7,7 @@ The compiled step is a copy of the inference step's maths (attention models with
 feeding): matmuls in bfloat16 on frozen weights, state and softmax in float32, like the eager
 step with bfloat16 matmuls. Inductor fuses the ~30 small pointwise ops per step into a few C++
 loops (``freezing``, ``cpp_wrapper``, dynamic shapes so one graph serves every source length).
-Prints compile time, per-step medians and the largest log-prob difference from the eager step.
+Prints compile time, per-step medians (the median over rounds of each round's median call) and the largest log-prob difference from the eager step.
 An experiment: the demo does not use it (see the README's decoding benchmark).
 """
 
@@ -24,7 +24,7 @@ from torch import nn
 from s2s_demo.hub import load, parse_ref
 from s2s_demo.model import Seq2Seq
 
-from .common import machine_line
+from .common import machine_line, median_us
 
 
 class CompiledStep(nn.Module):
@@ -63,22 +63,12 @@ class CompiledStep(nn.Module):
         return log_probs, weights.squeeze(1), torch.stack(new_h), torch.stack(new_c)
 
 
-def per_call_ms(fn, repeats: int = 300, rounds: int = 5) -> float:
-    """Median over ``rounds`` of the mean time of ``repeats`` calls, in ms."""
-    fn()
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(repeats):
-            fn()
-        times.append((time.perf_counter() - start) / repeats * 1e3)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="assets/models/en-de")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=300, help="timed calls of each step per round")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds, each timing eager then compiled")
     parser.add_argument("--source-length", type=int, default=13, help="source pieces (val's median is ~13)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -101,8 +91,10 @@ def main() -> None:
             log_probs = compiled(*inputs)[0]
             compile_s = time.perf_counter() - start
             diff = (log_probs - model.step(tokens, st)[0]).abs().max().item()
-            eager = per_call_ms(lambda: model.step(tokens, st))
-            fused = per_call_ms(lambda: compiled(*inputs))
+            # rounds alternate the two, so the VM's drift reaches both alike
+            rounds = [(median_us(lambda: model.step(tokens, st), args.repeats),
+                       median_us(lambda: compiled(*inputs), args.repeats)) for _ in range(args.rounds)]
+            eager, fused = (statistics.median(column) / 1000 for column in zip(*rounds))
             print(f"{rows} row(s): eager step {eager:.3f} ms, compiled {fused:.3f} ms "
                   f"(first call {compile_s:.1f} s); largest log-prob difference {diff:.3f}")
 
