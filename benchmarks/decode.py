@@ -8,6 +8,9 @@ Throughput: the whole test_2016_flickr split through translate_batch (no traces)
 --breakdown: where a greedy sentence's time goes, as medians of nested stages on the same
 sentences: the encoder; the encoder and the model's steps along the greedy output; the search
 without and with recording; the whole ``translate`` (adds tokenizing and building the Trace).
+--profile: torch.profiler's table of the ops greedy ``translate`` spends its time in, and the
+share of the matrix products (the step's weight-bound matmuls and the encoder's LSTM), which
+no rearranging of the small ops around them can remove.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1,
                         help="latency passes over the sentences (each round's median is printed too)")
     parser.add_argument("--breakdown", action="store_true", help="also time the stages of a greedy sentence")
+    parser.add_argument("--profile", action="store_true", help="also profile greedy translate by op")
     parser.add_argument("--dtype", choices=INFERENCE_DTYPE_CHOICES, default="auto",
                         help="inference dtype of the decoding matmuls (auto: what the demo uses)")
     parser.add_argument("--length-penalty", type=float, default=None,
@@ -73,6 +77,8 @@ def main() -> None:
               f"median {statistics.median(values):.1f} ms, p90 {percentile(values, 90):.1f} ms")
     if args.breakdown:
         print_breakdown(translator, val)
+    if args.profile:
+        print_profile(translator, val)
     test = read_split(data, "test_2016_flickr").source
     for name, settings in latency_settings.items():
         start = time.perf_counter()
@@ -128,6 +134,39 @@ def print_breakdown(translator, texts: list[str]) -> None:
     with torch.inference_mode():
         for name, stage in stages.items():
             print(f"  {name:18s} {statistics.median(latencies_ms(stage, list(range(len(texts))))):.2f}")
+
+
+# the ops that multiply by weights: the decoding step's products (InferenceLinear) and the encoder
+MATRIX_OPS = ("mkldnn::_linear_pointwise", "aten::mkldnn_rnn_layer", "aten::addmm", "aten::mm",
+              "aten::linear", "aten::_weight_int8pack_mm")
+
+
+def print_profile(translator, texts: list[str]) -> None:
+    """torch.profiler's op table for greedy ``translate`` over ``texts``, then the matrix products'
+    share of the profiled time, per sentence (the profiler adds ~1 µs an op)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    greedy = DecodeSettings(method="greedy")
+    for text in texts[:5]:  # warm-up, as in the latency runs
+        translator.translate(text, greedy)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for text in texts:
+            translator.translate(text, greedy)
+    events = prof.key_averages()
+    print(events.table(sort_by="self_cpu_time_total", row_limit=15))
+    total_us = sum(e.self_cpu_time_total for e in events)
+    matrix_us = sum(e.self_cpu_time_total for e in events if e.key in MATRIX_OPS)
+    n = len(texts)
+    print(f"greedy profile ({n} val sentences): {total_us / n / 1000:.2f} ms of ops per sentence, of which "
+          f"matrix products {matrix_us / n / 1000:.2f} ms ({100 * matrix_us / total_us:.0f}%); "
+          f"a step's decoder weights: {step_weight_megabytes(translator.model):.1f} MB")
+
+
+def step_weight_megabytes(model) -> float:
+    """MB of weights one decoding step multiplies by, in the inference dtype (the cells, combine, generator)."""
+    shapes = [p.shape for name, p in model.decoder.named_parameters() if name.startswith("weight")]
+    shapes += [model.combine.weight.shape, model.generator.weight.shape]
+    return sum(s.numel() for s in shapes) * model.inference_dtype.itemsize / 1e6
 
 
 if __name__ == "__main__":

@@ -8,7 +8,10 @@ feeding): matmuls in bfloat16 on frozen weights, state and softmax in float32, l
 step with bfloat16 matmuls. Inductor fuses the ~30 small pointwise ops per step into a few C++
 loops (``freezing``, ``cpp_wrapper``, dynamic shapes so one graph serves every source length).
 Prints compile time, per-step medians (the median over rounds of each round's median call) and the largest log-prob difference from the eager step.
-An experiment: the demo does not use it (see the README's decoding benchmark).
+``--translate`` then swaps the compiled step into the model and times whole sentences through
+``Translator.translate`` (full traces, as ``benchmarks.decode``), greedy and beam 5, alternating
+eager and compiled rounds over the first --sentences val sentences, and counts how many greedy
+outputs stay the same. An experiment: the demo does not use it (see the README's decoding benchmark).
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from s2s_demo.hub import load, parse_ref
-from s2s_demo.model import Seq2Seq
+from s2s_demo.model import DecoderState, Seq2Seq
+from s2s_demo.settings import DecodeSettings
+from train.prepare import read_split
 
-from .common import machine_line, median_us
+from .common import latencies_ms, machine_line, median_us
 
 
 class CompiledStep(nn.Module):
@@ -70,12 +75,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=300, help="timed calls of each step per round")
     parser.add_argument("--rounds", type=int, default=5, help="rounds, each timing eager then compiled")
     parser.add_argument("--source-length", type=int, default=13, help="source pieces (val's median is ~13)")
+    parser.add_argument("--translate", action="store_true", help="also time whole sentences (see above)")
+    parser.add_argument("--sentences", type=int, default=200, help="val sentences for --translate")
+    parser.add_argument("--data", default="../shared/data/multi30k")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     import torch._inductor.config as inductor_config
 
     inductor_config.freezing, inductor_config.cpp_wrapper = True, True
-    model = load(*parse_ref(args.model), inference_dtype="bfloat16").model
+    translator = load(*parse_ref(args.model), inference_dtype="bfloat16")
+    model = translator.model
     print(machine_line())
     compiled = torch.compile(CompiledStep(model).eval(), dynamic=True)
     generator = torch.Generator().manual_seed(0)
@@ -97,6 +106,42 @@ def main() -> None:
             eager, fused = (statistics.median(column) / 1000 for column in zip(*rounds))
             print(f"{rows} row(s): eager step {eager:.3f} ms, compiled {fused:.3f} ms "
                   f"(first call {compile_s:.1f} s); largest log-prob difference {diff:.3f}")
+    if args.translate:
+        time_sentences(translator, compiled, args)
+
+
+def time_sentences(translator, compiled, args) -> None:
+    """Median ms per sentence of ``translate`` with the eager and the compiled step, alternating."""
+    model = translator.model
+    cfg = model.config
+    data = {"corpus": "multi30k", "path": args.data, "src_lang": cfg.src_lang, "tgt_lang": cfg.tgt_lang}
+    texts = read_split(data, "val").source[: args.sentences]
+
+    def compiled_step(prev, state):
+        log_probs, attn, h, c = compiled(prev, state.h, state.c, state.keys, state.memory)
+        return log_probs, attn, DecoderState(h, c, None, state.memory, state.keys, state.src_mask,
+                                             state.padded, state.layouts)
+
+    steps = {"eager": model._inference_step, "compiled": compiled_step}
+    methods = {"greedy": DecodeSettings(method="greedy"),
+               "beam5": translator.default_settings().replace(method="beam", beam_size=5)}
+    medians = {(step, method): [] for step in steps for method in methods}
+    outputs = {}
+    try:
+        for round_ in range(args.rounds):
+            for step_name, step in steps.items():
+                model._inference_step = step  # the instance attribute shadows the method
+                for method, settings in methods.items():
+                    times = latencies_ms(lambda text: translator.translate(text, settings), texts)
+                    medians[step_name, method].append(statistics.median(times))
+                outputs[step_name] = [translator.translate(t, methods["greedy"]).translation for t in texts]
+            print(f"  round {round_ + 1}: " + ", ".join(f"{s} {m} {v[-1]:.2f} ms" for (s, m), v in medians.items()))
+    finally:
+        del model._inference_step
+    same = sum(a == b for a, b in zip(outputs["eager"], outputs["compiled"]))
+    for (step_name, method), values in medians.items():
+        print(f"translate {method:6s} {step_name:8s}: median of round medians {statistics.median(values):.2f} ms")
+    print(f"greedy outputs equal with both steps: {same} of {len(texts)}")
 
 
 if __name__ == "__main__":
