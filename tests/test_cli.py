@@ -1,7 +1,9 @@
+import json
 import subprocess
 import sys
 
 from s2s_demo import hub
+from s2s_demo.settings import DecodeSettings
 
 from .conftest import ROOT, make_model
 
@@ -23,3 +25,21 @@ def test_translate_command_bad_model_is_a_clear_error(tmp_path):
     result = subprocess.run([sys.executable, "-m", "s2s_demo", "translate", "--model", str(tmp_path / "none")],
                             input="", capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def test_evaluate_command_passes_its_decoding_options_on(tmp_path, toy_tokenizer, toy_tokenizer_dir, toy_corpus):
+    folder = hub.save_folder(make_model(toy_tokenizer), toy_tokenizer_dir, tmp_path / "toy")
+    output = tmp_path / "hyps.txt"
+    result = subprocess.run([sys.executable, "-m", "train.evaluate", "--model", str(folder), "--corpus", "parallel",
+                             "--data", str(toy_corpus), "--split", "val", "--length-penalty", "0.8",
+                             "--length-penalty-type", "average", "--no-repeat-ngram-size", "2", "--json",
+                             "--output", str(output)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(result.stdout)
+    assert (scores["length_penalty"], scores["length_penalty_type"], scores["no_repeat_ngram_size"]) == \
+        (0.8, "average", 2)
+    translator = hub.load(folder)
+    settings = DecodeSettings(method="beam", beam_size=5, length_penalty=0.8, length_penalty_type="average",
+                              no_repeat_ngram_size=2)
+    sources = (toy_corpus / "val.de").read_text(encoding="utf-8").splitlines()
+    assert output.read_text(encoding="utf-8").splitlines() == translator.translate_batch(sources, settings)

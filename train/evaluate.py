@@ -15,7 +15,7 @@ import sacrebleu
 
 from s2s_demo.hub import INFERENCE_DTYPE_CHOICES, load, parse_ref
 from s2s_demo.runtime import tune_allocator
-from s2s_demo.settings import DecodeSettings
+from s2s_demo.settings import LENGTH_PENALTY_TYPES, DecodeSettings
 
 from .configuration import DEFAULTS
 from .prepare import ParallelText, read_split
@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--method", default="beam", choices=["greedy", "beam"])
     parser.add_argument("--beam-size", type=int, default=5)
     parser.add_argument("--length-penalty", type=float, help="default: the model card's tuned value")
+    parser.add_argument("--length-penalty-type", choices=LENGTH_PENALTY_TYPES, default="gnmt",
+                        help="gnmt: ((5 + len) / 6) ** alpha; average: len ** alpha")
+    parser.add_argument("--no-repeat-ngram-size", type=int, default=0, help="block repeated n-grams (0: off)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--output", help="write the translations here, one per line")
     parser.add_argument("--json", action="store_true", help="print the scores as JSON")
@@ -56,7 +59,9 @@ def main(argv: list[str] | None = None) -> None:
     cfg = translator.model.config
     text = read_split({"corpus": args.corpus, "path": args.data, "src_lang": cfg.src_lang,
                        "tgt_lang": cfg.tgt_lang}, args.split)
-    settings = translator.default_settings().replace(method=args.method, beam_size=args.beam_size)
+    settings = translator.default_settings().replace(method=args.method, beam_size=args.beam_size,
+                                                     length_penalty_type=args.length_penalty_type,
+                                                     no_repeat_ngram_size=args.no_repeat_ngram_size)
     if args.length_penalty is not None:
         settings = settings.replace(length_penalty=args.length_penalty)
     result = evaluate(translator, text, settings, args.batch_size)
@@ -66,7 +71,8 @@ def main(argv: list[str] | None = None) -> None:
             f.write("\n".join(hyps) + "\n")
     result.update(model=args.model, split=args.split, method=args.method,
                   beam_size=args.beam_size if args.method == "beam" else 1,
-                  length_penalty=settings.length_penalty,
+                  length_penalty=settings.length_penalty, length_penalty_type=settings.length_penalty_type,
+                  no_repeat_ngram_size=settings.no_repeat_ngram_size,
                   inference_dtype=translator.model.inference_dtype_name)
     if args.json:
         print(json.dumps(result))
