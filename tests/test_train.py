@@ -234,3 +234,42 @@ def test_soup_is_the_weighted_mean_and_refuses_what_does_not_line_up(tmp_path, t
                 pytest.raises(SystemExit), mock.patch("sys.stderr", new_callable=io.StringIO) as err:
             soup_main()
         assert message in err.getvalue()
+
+
+def test_ensemble_averages_its_members_probabilities(toy_tokenizer, toy_sentences):
+    from s2s_demo.decoding import search, translate_ids
+    from train.distill import Ensemble
+
+    models = [make_model(toy_tokenizer, seed=seed) for seed in (1, 2)]
+    src = torch.tensor([toy_tokenizer.encode_source(toy_sentences[0])])
+    lengths = torch.tensor([src.size(1)])
+    with torch.inference_mode():
+        ensemble = Ensemble(models)
+        state = ensemble.encode(src, lengths)
+        prev = torch.tensor([models[0].config.bos_id])
+        log_probs, _, _ = ensemble.step(prev, state)
+        members = [m.step(prev, m.encode(src, lengths))[0] for m in models]
+    torch.testing.assert_close(log_probs.exp(), (members[0].exp() + members[1].exp()) / 2)
+    sources = [toy_tokenizer.encode_source(s) for s in toy_sentences[:4]]
+    beam = DecodeSettings(method="beam", beam_size=3)
+    assert translate_ids(Ensemble(models[:1]), sources, beam) == translate_ids(models[0], sources, beam)
+    recorded = search(Ensemble(models), sources[:1], beam, record=True)[0]
+    assert recorded.hypotheses and recorded.steps[0].attention is not None
+
+
+def test_distilled_corpus_holds_the_original_pairs_then_the_teachers_translations(tmp_path, toy_corpus):
+    from train.distill import write_corpus
+    from train.prepare import read_split
+
+    data = {"corpus": "parallel", "path": str(toy_corpus), "src_lang": "de", "tgt_lang": "en"}
+    train_text = read_split(data, "train")
+    distilled = [f"translation {i}" for i in range(len(train_text))]
+    write_corpus(tmp_path / "kd", data, distilled, other_splits=("val", "test_2016_flickr"))
+    kd = {"corpus": "multi30k", "path": str(tmp_path / "kd"), "src_lang": "de", "tgt_lang": "en"}
+    written = read_split(kd, "train")
+    assert written.source == train_text.source * 2
+    assert written.target == train_text.target + distilled
+    assert read_split(kd, "val").target == read_split(data, "val").target
+    assert not (tmp_path / "kd" / "test_2016_flickr.de.gz").exists()  # the toy corpus has none
+    with pytest.raises(ValueError, match="distilled lines"):
+        write_corpus(tmp_path / "bad", data, distilled[:-1])
