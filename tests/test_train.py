@@ -257,6 +257,20 @@ def test_ensemble_averages_its_members_probabilities(toy_tokenizer, toy_sentence
     assert recorded.hypotheses and recorded.steps[0].attention is not None
 
 
+
+def test_ensemble_loads_only_teachers_with_the_same_tokenizers(tmp_path, toy_tokenizer, toy_tokenizer_dir):
+    from train.distill import load_ensemble
+
+    a = hub.save_folder(make_model(toy_tokenizer, seed=1), toy_tokenizer_dir, tmp_path / "a")
+    b = hub.save_folder(make_model(toy_tokenizer, seed=2), toy_tokenizer_dir, tmp_path / "b")
+    teacher = load_ensemble([str(a), str(b)], "float32")
+    assert len(teacher.model.members) == 2 and teacher.translate("ein Hund").translation is not None
+    other = tmp_path / "other"
+    shutil.copytree(b, other)
+    shutil.copy(other / "target.model", other / "source.model")  # another source vocabulary
+    with pytest.raises(ValueError, match="source.model differs"):
+        load_ensemble([str(a), str(other)], "float32")
+
 def test_distilled_corpus_holds_the_original_pairs_then_the_teachers_translations(tmp_path, toy_corpus):
     from train.distill import write_corpus
     from train.prepare import read_split
@@ -264,7 +278,7 @@ def test_distilled_corpus_holds_the_original_pairs_then_the_teachers_translation
     data = {"corpus": "parallel", "path": str(toy_corpus), "src_lang": "de", "tgt_lang": "en"}
     train_text = read_split(data, "train")
     distilled = [f"translation {i}" for i in range(len(train_text))]
-    write_corpus(tmp_path / "kd", data, distilled, other_splits=("val", "test_2016_flickr"))
+    write_corpus(tmp_path / "kd", data, train_text, distilled, other_splits=("val", "test_2016_flickr"))
     kd = {"corpus": "multi30k", "path": str(tmp_path / "kd"), "src_lang": "de", "tgt_lang": "en"}
     written = read_split(kd, "train")
     assert written.source == train_text.source * 2
@@ -272,4 +286,4 @@ def test_distilled_corpus_holds_the_original_pairs_then_the_teachers_translation
     assert read_split(kd, "val").target == read_split(data, "val").target
     assert not (tmp_path / "kd" / "test_2016_flickr.de.gz").exists()  # the toy corpus has none
     with pytest.raises(ValueError, match="distilled lines"):
-        write_corpus(tmp_path / "bad", data, distilled[:-1])
+        write_corpus(tmp_path / "bad", data, train_text, distilled[:-1])

@@ -6,8 +6,8 @@ student on it with ``train.train`` (``data.path`` = the folder).
     python -m train.distill --teachers assets/models/en-de runs/a/model runs/b/model --score val
     python -m train.distill --teachers assets/models/en-de runs/a/model runs/b/model --out runs/kd-en-de
 
-The teachers must share the target sentencepiece model (their distributions are averaged token by
-token). ``--score SPLIT`` prints the ensemble's beam-5 sacreBLEU on that split, to check that the
+The teachers must share the sentencepiece models: the first one's tokenizer encodes the source for
+all of them, and their distributions are averaged token by token. ``--score SPLIT`` prints the ensemble's beam-5 sacreBLEU on that split, to check that the
 teachers together beat the student they are meant to teach. The val and test splits are copied,
 unchanged, into the output folder.
 """
@@ -15,7 +15,6 @@ unchanged, into the output folder.
 from __future__ import annotations
 
 import argparse
-import filecmp
 import gzip
 import math
 from dataclasses import dataclass
@@ -25,14 +24,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from s2s_demo.hub import load
+from s2s_demo.hub import INFERENCE_DTYPE_CHOICES, ModelLoadError, load
 from s2s_demo.model import DecoderState, Seq2Seq
 from s2s_demo.settings import DecodeSettings
-from s2s_demo.tokenizer import TARGET_FILE
 from s2s_demo.translator import Translator
 
 from .evaluate import evaluate
 from .prepare import MULTI30K_SPLITS, ParallelText, read_split
+from .soup import check_same_tokenizers
 
 
 @dataclass
@@ -59,6 +58,11 @@ class Ensemble(nn.Module):
             if model.config.tgt_vocab_size != self.config.tgt_vocab_size:
                 raise ValueError("the ensemble's models have target vocabularies of different sizes")
 
+    @property
+    def inference_dtype_name(self) -> str:
+        """The members' inference dtype (``load_ensemble`` loads them all with one)."""
+        return self.members[0].inference_dtype_name
+
     def encode(self, src: torch.Tensor, lengths: torch.Tensor) -> EnsembleState:
         """src (B, S), lengths (B,) -> each member's initial state."""
         return EnsembleState([model.encode(src, lengths) for model in self.members])
@@ -74,13 +78,13 @@ class Ensemble(nn.Module):
 
 
 def load_ensemble(folders: list[str], inference_dtype: str = "auto") -> Translator:
-    """A Translator over the ensemble of the model folders (the first gives the tokenizers)."""
+    """A Translator over the ensemble of the model folders; the first gives the tokenizers and the
+    card (its tuned length penalty)."""
     translators = [load(folder, inference_dtype=inference_dtype) for folder in folders]
     first = translators[0]
-    for folder, translator in zip(folders[1:], translators[1:]):
-        if not filecmp.cmp(Path(translator.folder) / TARGET_FILE, Path(first.folder) / TARGET_FILE, shallow=False):
-            raise ValueError(f"{folder} has another target sentencepiece model than {folders[0]}")
-    return Translator(Ensemble([t.model for t in translators]), first.tokenizer)
+    for translator in translators[1:]:
+        check_same_tokenizers(Path(translator.folder), Path(first.folder))
+    return Translator(Ensemble([t.model for t in translators]), first.tokenizer, folder=first.folder)
 
 
 def distill(teacher: Translator, sources: list[str], settings: DecodeSettings, chunk: int = 512) -> list[str]:
@@ -91,13 +95,13 @@ def distill(teacher: Translator, sources: list[str], settings: DecodeSettings, c
     return outputs
 
 
-def write_corpus(out: Path, data: dict, distilled: list[str], other_splits=MULTI30K_SPLITS[1:]) -> None:
-    """A Multi30k-style folder (``{split}.{lang}.gz``): train = the original pairs, then each source
-    with its distilled translation; ``other_splits`` copied as they are (those the corpus has)."""
-    out.mkdir(parents=True, exist_ok=True)
-    train = read_split(data, "train")
+def write_corpus(out: Path, data: dict, train: ParallelText, distilled: list[str],
+                 other_splits=MULTI30K_SPLITS[1:]) -> None:
+    """A Multi30k-style folder (``{split}.{lang}.gz``): train = the original pairs ``train``, then each
+    source with its distilled translation; ``other_splits`` copied as they are (those the corpus has)."""
     if len(distilled) != len(train):
         raise ValueError(f"{len(distilled)} distilled lines for {len(train)} training pairs")
+    out.mkdir(parents=True, exist_ok=True)
     _write_split(out, "train", data, ParallelText(train.source * 2, train.target + distilled))
     for split in other_splits:
         try:
@@ -119,17 +123,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the distilled corpus folder here")
     parser.add_argument("--score", metavar="SPLIT", help="print the ensemble's beam-5 BLEU on this split")
     parser.add_argument("--length-penalty", type=float, default=None, help="default: the first teacher's")
-    parser.add_argument("--dtype", default="bfloat16", choices=["auto", "float32", "bfloat16"])
+    parser.add_argument("--dtype", default="bfloat16", choices=INFERENCE_DTYPE_CHOICES)
     parser.add_argument("--limit", type=int, default=None, help="distill only the first N training pairs")
     args = parser.parse_args()
     if not args.out and not args.score:
         parser.error("nothing to do: give --out, --score or both")
     try:
         teacher = load_ensemble(args.teachers, args.dtype)
-    except ValueError as err:
+    except (ModelLoadError, ValueError) as err:
         parser.error(str(err))
-    first = load(args.teachers[0])
-    settings = first.default_settings().replace(method="beam", beam_size=5)
+    settings = teacher.default_settings().replace(method="beam", beam_size=5)
     if args.length_penalty is not None:
         settings = settings.replace(length_penalty=args.length_penalty)
     cfg = teacher.model.config
@@ -141,9 +144,9 @@ def main() -> None:
         print(f"ensemble of {len(args.teachers)} on {args.score}, beam 5, alpha {settings.length_penalty} "
               f"({args.dtype}): BLEU {result['bleu']:.2f} chrF {result['chrf']:.2f}\n  {result['bleu_signature']}")
     if args.out:
-        sources = read_split(data, "train").source
-        write_corpus(args.out, data, distill(teacher, sources, settings))
-        print(f"wrote {args.out}: {2 * len(sources)} training pairs ({len(sources)} distilled)")
+        train = read_split(data, "train")
+        write_corpus(args.out, data, train, distill(teacher, train.source, settings))
+        print(f"wrote {args.out}: {2 * len(train)} training pairs ({len(train)} distilled)")
 
 
 if __name__ == "__main__":

@@ -49,12 +49,17 @@ def soup(ingredients: list[tuple[Path, float]]) -> torch.nn.Module:
         model = load_model(folder)
         if _architecture(model.config) != _architecture(base.config):
             raise ValueError(f"{folder} has another architecture or vocabulary than {first}")
-        for name in (SOURCE_FILE, TARGET_FILE):
-            if not filecmp.cmp(folder / name, first / name, shallow=False):
-                raise ValueError(f"{folder}/{name} differs from {first}/{name}: the embeddings would not line up")
+        check_same_tokenizers(folder, first)
         states.append(model.state_dict())
     base.load_state_dict(weighted_mean(states, [share for _, share in ingredients]))
     return base
+
+
+def check_same_tokenizers(folder: Path, first: Path) -> None:
+    """Raise ValueError unless ``folder`` has ``first``'s sentencepiece models, byte for byte."""
+    for name in (SOURCE_FILE, TARGET_FILE):
+        if not filecmp.cmp(folder / name, first / name, shallow=False):
+            raise ValueError(f"{folder}/{name} differs from {first}/{name}: the embeddings would not line up")
 
 
 def weighted_mean(states: list[dict], shares: list[float]) -> dict:
