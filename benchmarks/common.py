@@ -8,11 +8,11 @@ from typing import Callable
 
 import torch
 
-from s2s_demo.runtime import cpu_name
+from s2s_demo.runtime import cpu_summary
 
 
 def machine_line() -> str:
-    return (f"machine: {cpu_name()}, {os.cpu_count()} cores; torch {torch.__version__}, "
+    return (f"machine: {cpu_summary()}, {os.cpu_count()} cores; torch {torch.__version__}, "
             f"{torch.get_num_threads()} threads; python {platform.python_version()}")
 
 

@@ -26,6 +26,7 @@ from s2s_demo.decoding import search, translate_ids
 from s2s_demo.hub import INFERENCE_DTYPE_CHOICES, load, parse_ref
 from s2s_demo.runtime import OPT_OUT_ENV, tune_allocator
 from s2s_demo.settings import DecodeSettings
+from train.configuration import multi30k_dir
 from train.prepare import read_split
 
 from .common import latencies_ms, machine_line, percentile
@@ -34,7 +35,7 @@ from .common import latencies_ms, machine_line, percentile
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="assets/models/de-en")
-    parser.add_argument("--data", default="../shared/data/multi30k")
+    parser.add_argument("--data", default=multi30k_dir())
     parser.add_argument("--sentences", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2, help="the targets are for 2 cores")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -54,9 +55,9 @@ def main() -> None:
     data = {"corpus": "multi30k", "path": args.data, "src_lang": cfg.src_lang, "tgt_lang": cfg.tgt_lang}
     val = read_split(data, "val").source[: args.sentences]
     print(machine_line())
-    dtype = translator.model.inference_dtype_name
+    dtype = translator.engine.arithmetic
     print(f"model: {args.model} ({translator.model.num_parameters():,} parameters), "
-          f"inference dtype {dtype} (--dtype {args.dtype}); malloc thresholds "
+          f"arithmetic {dtype} (--dtype {args.dtype}); malloc thresholds "
           f"{'fixed' if tuned else f'glibc default ({OPT_OUT_ENV}=0 or not glibc)'}")
     if args.length_penalty is None:
         lp, lp_source = translator.default_settings().length_penalty, "the model’s tuned value"
@@ -82,7 +83,7 @@ def main() -> None:
     test = read_split(data, "test_2016_flickr").source
     for name, settings in latency_settings.items():
         start = time.perf_counter()
-        with counting_steps(translator.model) as steps:
+        with counting_steps(translator.engine) as steps:
             outputs = translator.translate_batch(test, settings, batch_size=args.batch_size)
         seconds = time.perf_counter() - start
         # longer outputs mean more decoding steps: the first thing to check when a model is slower
@@ -93,26 +94,26 @@ def main() -> None:
 
 
 @contextlib.contextmanager
-def counting_steps(model):
-    """Count ``model.step`` calls (one per decoding step of a whole batch): a batch runs until its
+def counting_steps(engine):
+    """Count ``engine.step`` calls (one per decoding step of a whole batch): a batch runs until its
     last sentence is done, so steps, not output length, set the batched time."""
     count = [0]
-    step = model.step
+    step = engine.step
 
     def counted(*args, **kwargs):
         count[0] += 1
         return step(*args, **kwargs)
 
-    model.step = counted
+    engine.step = counted
     try:
         yield count
     finally:
-        del model.step  # the instance attribute goes; the class's method is back
+        del engine.step  # the instance attribute goes; the class's method is back
 
 
 def print_breakdown(translator, texts: list[str]) -> None:
     """Median ms per sentence of nested stages of greedy decoding with a trace (see --breakdown)."""
-    model, greedy = translator.model, DecodeSettings(method="greedy")
+    model, greedy = translator.engine, DecodeSettings(method="greedy")
     sources = [translator.source_ids(text) for text in texts]
     outputs = [translate_ids(model, [ids], greedy)[0] + [model.config.eos_id] for ids in sources]
 
@@ -136,9 +137,10 @@ def print_breakdown(translator, texts: list[str]) -> None:
             print(f"  {name:18s} {statistics.median(latencies_ms(stage, list(range(len(texts))))):.2f}")
 
 
-# the ops that multiply by weights: the decoding step's products (InferenceLinear) and the encoder
+# the ops that multiply by weights: the decoding step's products (s2s_demo.inference) and the encoder
 MATRIX_OPS = ("mkldnn::_linear_pointwise", "aten::mkldnn_rnn_layer", "aten::addmm", "aten::mm",
-              "aten::linear", "aten::_weight_int8pack_mm")
+              "aten::linear", "quantized::linear_dynamic_fp16", "quantized::linear_dynamic",
+              "quantized::quantized_lstm", "aten::quantized_lstm")
 
 
 def print_profile(translator, texts: list[str]) -> None:
@@ -159,14 +161,7 @@ def print_profile(translator, texts: list[str]) -> None:
     n = len(texts)
     print(f"greedy profile ({n} val sentences): {total_us / n / 1000:.2f} ms of ops per sentence, of which "
           f"matrix products {matrix_us / n / 1000:.2f} ms ({100 * matrix_us / total_us:.0f}%); "
-          f"a step's decoder weights: {step_weight_megabytes(translator.model):.1f} MB")
-
-
-def step_weight_megabytes(model) -> float:
-    """MB of weights one decoding step multiplies by, in the inference dtype (the cells, combine, generator)."""
-    shapes = [p.shape for name, p in model.decoder.named_parameters() if name.startswith("weight")]
-    shapes += [model.combine.weight.shape, model.generator.weight.shape]
-    return sum(s.numel() for s in shapes) * model.inference_dtype.itemsize / 1e6
+          f"a step's decoder weights: {translator.engine.weight_bytes / 1e6:.1f} MB")
 
 
 if __name__ == "__main__":

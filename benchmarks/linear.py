@@ -1,19 +1,13 @@
-"""The matmul kernels a decoding step could use, timed on the shipped model's shapes.
+"""The decoding step's products in every arithmetic, timed on a shipped model's shapes.
 
-    python -m benchmarks.linear --model assets/models/de-en --threads 2 --rows 1 5
+    python -m benchmarks.linear --model assets/models/en-de --threads 2 --rows 1 5
 
-For each of the step's three products (LSTM cell [x; h] -> gates, combine, generator) and
-each row count: median microseconds per call of oneDNN on pre-packed weights (what
-``InferenceLinear`` uses), of MKL's ``addmm`` on W^T and of ``F.linear``, in float32 and
-bfloat16. This is the measurement behind ``InferenceLinear``'s choice of kernel.
-``--int8`` adds two int8 kernels with per-output-channel weight scales: weight-only int8 with
-bfloat16 rows (``torch._weight_int8pack_mm``, in the bfloat16 lines) and dynamic int8, rows
-quantized per call (fbgemm's ``quantized.linear_dynamic``, in the float32 lines), and prints each
-kernel's largest absolute error against the float32 product.
-
-Last, the three oneDNN products one after another, as a step calls them: each then finds
-less of its weights in cache than when it is timed alone, so this is closer to their share
-of a real step than the sum of the lines above.
+For each product of a step (each LSTM layer's [x; h] -> gates, combine, generator), each row
+count and each arithmetic this CPU runs (``s2s_demo.inference.make_linear``, the kernels the
+engine uses): median microseconds per call and the largest absolute error against the exact
+float32 product. Last, a whole step's products one after another, as a step calls them: each
+then finds less of its weights in cache than when timed alone, so this is the figure that
+tracks a step's real cost, with the bytes of weights it reads.
 """
 
 from __future__ import annotations
@@ -21,83 +15,61 @@ from __future__ import annotations
 import argparse
 
 import torch
-import torch.nn.functional as F
 
-from s2s_demo.hub import load, parse_ref
-from s2s_demo.model import _PACK_ROWS
+from s2s_demo.hub import load_model, resolve
+from s2s_demo.inference import ARITHMETICS, make_linear, unsupported_reason
 
 from .common import machine_line, median_us
 
 
-def kernels(weight: torch.Tensor, rows: int, dtype: torch.dtype, pack_rows: int, int8: bool = False,
-            x: torch.Tensor | None = None) -> dict:
-    """name -> a no-argument call computing x W^T for ``rows`` random rows."""
-    x = (torch.randn(rows, weight.size(1)) if x is None else x).to(dtype)
-    w = weight.to(dtype).contiguous()
-    packed = torch.ops.mkldnn._reorder_linear_weight(w, pack_rows)
-    w_t = w.t().contiguous()
-    calls = {
-        "onednn packed": lambda: torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], ""),
-        "addmm W^T": lambda: torch.mm(x, w_t),
-        "F.linear": lambda: F.linear(x, w),
-    }
-    if int8:
-        calls.update(int8_kernels(weight.float(), x, dtype))
-    return calls
-
-
-def int8_kernels(weight: torch.Tensor, x: torch.Tensor, dtype: torch.dtype) -> dict:
-    """Per-output-channel int8 weights: weight-only for bfloat16 rows, dynamic for float32 ones."""
-    scales = weight.abs().amax(1).clamp(min=1e-8) / 127
-    if dtype == torch.bfloat16:
-        w8 = torch.round(weight / scales[:, None]).to(torch.int8).contiguous()
-        s16 = scales.to(torch.bfloat16)
-        return {"int8 weight-only": lambda: torch._weight_int8pack_mm(x, w8, s16)}
-    torch.backends.quantized.engine = "fbgemm"
-    zero = torch.zeros(weight.size(0), dtype=torch.long)
-    qweight = torch.quantize_per_channel(weight, scales.double(), zero, 0, torch.qint8)
-    prepacked = torch.ops.quantized.linear_prepack(qweight, None)
-    return {"int8 dynamic": lambda: torch.ops.quantized.linear_dynamic(x, prepacked, True)}
+def step_products(model) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
+    """name -> (weight (O, I), bias) of every product one decoding step runs."""
+    dec = model.decoder
+    products = {f"cell {k}": (torch.cat([getattr(dec, f"weight_ih_l{k}"), getattr(dec, f"weight_hh_l{k}")], 1),
+                              getattr(dec, f"bias_ih_l{k}") + getattr(dec, f"bias_hh_l{k}"))
+                for k in range(model.config.num_layers)}
+    products["combine"] = (model.combine.weight, None)
+    products["generator"] = (model.generator.weight, model.generator.bias)
+    return {name: (w.detach(), b.detach() if b is not None else None) for name, (w, b) in products.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="assets/models/de-en")
+    parser.add_argument("--model", default="assets/models/en-de")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rows", type=int, nargs="+", default=[1, 5])
     parser.add_argument("--repeats", type=int, default=2000)
-    parser.add_argument("--int8", action="store_true", help="also time two int8 kernels, with their errors")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model = load(*parse_ref(args.model)).model
-    layers = model.decoder
-    shapes = {
-        "cell": torch.cat([layers.weight_ih_l0, layers.weight_hh_l0], 1),
-        "combine": model.combine.weight,
-        "generator": model.generator.weight,
-    }
+    model = load_model(resolve(args.model))
+    products = step_products(model)
     print(machine_line())
-    print(f"model: {args.model}; weights packed for {_PACK_ROWS} rows; median µs per call of {args.repeats}")
+    runnable = []
+    for arithmetic in ARITHMETICS:
+        reason = unsupported_reason(arithmetic)
+        if reason:
+            print(f"skipped {reason}")
+        else:
+            runnable.append(arithmetic)
+    print(f"model: {args.model}; median µs per call of {args.repeats}; error: largest |difference| "
+          "from the float32 product")
     with torch.inference_mode():
-        for name, weight in shapes.items():
-            for dtype in (torch.float32, torch.bfloat16):
-                for rows in args.rows:
-                    x = torch.randn(rows, weight.size(1))
-                    calls = kernels(weight.detach(), rows, dtype, _PACK_ROWS, args.int8, x)
-                    timings = {kernel: median_us(call, args.repeats) for kernel, call in calls.items()}
-                    cells = ", ".join(f"{k} {v:.1f}" for k, v in timings.items())
-                    print(f"{name:9s} {tuple(weight.shape)} {str(dtype)[6:]:8s} rows {rows}: {cells}")
-                    if args.int8:
-                        exact = x @ weight.detach().t()
-                        errors = ", ".join(f"{k} {(call().float() - exact).abs().max():.4f}"
-                                           for k, call in calls.items())
-                        print(f"{'':9s} largest error against float32: {errors}")
-        for dtype in (torch.float32, torch.bfloat16):
-            calls = [kernels(w.detach(), 1, dtype, _PACK_ROWS)["onednn packed"] for w in shapes.values()]
-            alone = sum(median_us(call, args.repeats) for call in calls)
-            in_turn = median_us(lambda: [call() for call in calls], args.repeats)
-            print(f"a step's three products in turn, {str(dtype)[6:]}, rows 1: {in_turn:.1f} µs "
-                  f"(timed alone they sum to {alone:.1f})")
+        for rows in args.rows:
+            for name, (weight, bias) in products.items():
+                x = torch.randn(rows, weight.size(1)) * 0.5
+                exact = torch.nn.functional.linear(x, weight, bias)
+                cells = []
+                for arithmetic in runnable:
+                    linear = make_linear(weight, bias, arithmetic)
+                    error = (linear(x) - exact).abs().max().item()
+                    cells.append(f"{arithmetic} {median_us(lambda: linear(x), args.repeats):7.1f} (err {error:.4f})")
+                print(f"rows {rows} {name:9s} {tuple(weight.shape)}: " + ", ".join(cells))
+        size = {"float32": 4, "bfloat16": 2, "float16": 2, "int8": 1}
+        for arithmetic in runnable:
+            calls = [(make_linear(w, b, arithmetic), torch.randn(1, w.size(1))) for w, b in products.values()]
+            in_turn = median_us(lambda: [linear(x) for linear, x in calls], args.repeats)
+            mb = sum(w.numel() for w, _ in products.values()) * size[arithmetic] / 1e6
+            print(f"a step's products in turn, {arithmetic}, rows 1: {in_turn:.1f} µs ({mb:.1f} MB of weights)")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from gradio_client import Client
 
+from train.configuration import multi30k_dir
 from train.prepare import read_split
 
 from .common import machine_line, percentile
@@ -58,7 +59,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--requests", type=int, default=10)
     args = parser.parse_args()
-    sentences = read_split({"corpus": "multi30k", "path": str(ROOT.parent / "shared/data/multi30k"),
+    sentences = read_split({"corpus": "multi30k", "path": multi30k_dir(),
                             "src_lang": "de", "tgt_lang": "en"}, "val").source
     port = free_port()
     proc, cold = start_app(port)

@@ -227,7 +227,7 @@ class _Search:
         self.n_sentences = self.B
         self.sentence_ids = list(range(self.B))  # the input index of each searched sentence
         self.active: torch.Tensor | None = None  # sentence_ids as a tensor; None = all of them
-        device = next(model.parameters()).device
+        device = _device(model)
         longest = max(len(s) for s in sources)
         lengths = torch.tensor([len(s) for s in sources], device=device)
         src = torch.tensor([ids + [cfg.pad_id] * (longest - len(ids)) for ids in sources], device=device)
@@ -609,14 +609,23 @@ class _BeamRowSearch(_Search):
         return [self._backtrack(0, f, tokens, parents, raw, used) for f in best]
 
 
+def _device(model) -> torch.device:
+    """Where a model's (or an engine's) tensors live."""
+    device = getattr(model, "device", None)
+    return device if device is not None else next(model.parameters()).device
+
+
 def search(model: Seq2Seq, sources: list[list[int]], settings: DecodeSettings,
            record: bool = False) -> list[SearchResult]:
     """Decode a batch of source id lists; one SearchResult per source.
 
+    ``model``: anything with ``config``, ``encode`` and ``step``: an
+    :class:`s2s_demo.inference.InferenceEngine` (what the demo decodes with), a ``Seq2Seq``
+    (its reference step, put in eval mode for the search) or an ensemble.
     ``record=True`` (one source only) keeps per-step distributions, attention and the
     search tree for a Trace.
     """
-    was_training = model.training
+    was_training = getattr(model, "training", False)
     if was_training:  # train()/eval() walk every submodule: skip them when already in eval
         model.eval()
     try:

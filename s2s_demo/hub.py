@@ -21,7 +21,8 @@ from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, LocalEnt
                                     RepositoryNotFoundError, RevisionNotFoundError)
 
 from .config import ConfigError, ModelConfig
-from .model import INFERENCE_DTYPES, Seq2Seq
+from .inference import ARITHMETICS, InferenceEngine, UnsupportedArithmetic
+from .model import Seq2Seq
 from .tokenizer import SOURCE_FILE, TARGET_FILE, TokenizerPair
 
 CONFIG_FILE = "config.json"
@@ -30,7 +31,7 @@ CARD_FILE = "README.md"
 REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE, SOURCE_FILE, TARGET_FILE)
 # What a snapshot download fetches: the model folder and nothing else (no pickles).
 ALLOW_PATTERNS = [*REQUIRED_FILES, CARD_FILE, "*.png", "*.json"]
-INFERENCE_DTYPE_CHOICES = ("auto", *INFERENCE_DTYPES)
+INFERENCE_DTYPE_CHOICES = ("auto", *ARITHMETICS)
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -103,24 +104,14 @@ def load_tokenizer(folder: Path, config: ModelConfig) -> TokenizerPair:
     return tokenizer
 
 
-def fast_inference_dtype(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
-    """"bfloat16" where the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX), else
-    "float32": without those instructions bfloat16 is emulated and gains nothing."""
-    try:
-        flags = next((line.split(":", 1)[1].split() for line in Path(cpuinfo).read_text().splitlines()
-                      if line.startswith("flags")), [])
-    except OSError:
-        return "float32"
-    return "bfloat16" if {"avx512_bf16", "amx_bf16"} & set(flags) else "float32"
-
-
 def load(ref: str | Path, revision: str | None = None, device: str = "cpu",
          inference_dtype: str = "float32"):
     """A ready :class:`s2s_demo.translator.Translator` from a local folder or a Hub repo id.
 
-    ``inference_dtype``: what decoding multiplies the weights in: "float32" (exact),
-    "bfloat16" (about twice as fast on CPU, log-probs within ~1e-2) or "auto" (bfloat16
-    where the CPU has native bfloat16, see :func:`fast_inference_dtype`).
+    ``inference_dtype``: the arithmetic decoding multiplies the weights in (see
+    :mod:`s2s_demo.inference`): "float32" (exact), "bfloat16", "float16", "int8", or "auto"
+    (the fastest this CPU runs within 0.01 of float32's probabilities). One the CPU cannot
+    run is a :class:`ModelLoadError` naming the missing CPU feature.
     """
     from .translator import Translator  # translator imports hub's helpers
 
@@ -128,9 +119,12 @@ def load(ref: str | Path, revision: str | None = None, device: str = "cpu",
         raise ValueError(f"inference_dtype {inference_dtype!r} is not one of {', '.join(INFERENCE_DTYPE_CHOICES)}")
     folder = resolve(ref, revision)
     model = load_model(folder, device)
-    model.set_inference_dtype(fast_inference_dtype() if inference_dtype == "auto" else inference_dtype)
+    try:
+        engine = InferenceEngine(model, inference_dtype)
+    except UnsupportedArithmetic as err:
+        raise ModelLoadError(str(err)) from err
     tokenizer = load_tokenizer(folder, model.config)
-    return Translator(model, tokenizer, folder=folder, ref=str(ref), revision=revision)
+    return Translator(model, tokenizer, folder=folder, ref=str(ref), revision=revision, engine=engine)
 
 
 def save_folder(model: Seq2Seq, tokenizer_dir: Path, folder: Path, card: str | None = None) -> Path:

@@ -7,7 +7,6 @@ L = layers.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
@@ -18,54 +17,6 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from .config import ModelConfig
 
 
-INFERENCE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-# Rows per call that oneDNN lays the packed weights out for: a beam of 5 (one row runs as fast).
-_PACK_ROWS = 5
-
-
-def _onednn_linear_available() -> bool:
-    ops = torch.ops.mkldnn
-    return torch.backends.mkldnn.is_available() and hasattr(ops, "_linear_pointwise") \
-        and hasattr(ops, "_reorder_linear_weight")
-
-
-class InferenceLinear:
-    """``x W^T + b`` for decoding steps, on weights laid out once for the few rows a step has.
-
-    On CPU it uses oneDNN's pre-packed weights: on a 2-core AMD EPYC they beat MKL's addmm
-    on W^T for every shape and row count (1 or 5) of the de-en step, by 1.4-5.5x, but
-    for one tie (float32 combine, one row): ``python -m benchmarks.linear``. An Intel VM
-    earlier had favoured addmm for a float32 row. In bfloat16 a step reads half the weight bytes
-    (decoding one sentence is bound by reading them). The bias is added in float32 and
-    the output is float32, except that ``keep_dtype=True`` without a bias returns the
-    product in the inference dtype (for a result that only feeds the next matmul).
-    weight (O, I), bias (O,) or None; call: x (N, I) -> (N, O).
-    """
-
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, dtype: torch.dtype) -> None:
-        weight = weight.detach()
-        self.dtype = dtype
-        self.bias = bias.detach().float() if bias is not None else None
-        self.packed = None
-        if weight.device.type == "cpu" and _onednn_linear_available():
-            self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.to(dtype).contiguous(), _PACK_ROWS)
-        self.weight = weight.to(dtype) if self.packed is None else None
-
-    def __call__(self, x: torch.Tensor, keep_dtype: bool = False) -> torch.Tensor:
-        if x.dim() != 2:  # (..., I): the kernels take rows
-            return self(x.reshape(-1, x.size(-1)), keep_dtype).view(*x.shape[:-1], -1)
-        if self.packed is not None:
-            if self.dtype == torch.float32:
-                return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
-            out = torch.ops.mkldnn._linear_pointwise(x.to(self.dtype), self.packed, None, "none", [], "")
-        else:
-            out = F.linear(x.to(self.dtype), self.weight)
-        if self.bias is None:
-            return out if keep_dtype else out.float()
-        # adding the float32 bias promotes a bfloat16 product back to float32 in one op
-        return torch.add(self.bias, out)
-
-
 @dataclass
 class DecoderState:
     """Everything ``Seq2Seq.step`` needs besides the previous token.
@@ -73,8 +24,7 @@ class DecoderState:
     ``h``, ``c``: (L, N, Hd); ``feed``: (N, O) previous attentional output (input feeding)
     or None; ``memory``: (N, S, 2He); ``keys``: (N, S, Hd or 2He) memory pre-projected for the
     attention score; ``src_mask``: (N, S) True at real tokens; ``padded``: False when no
-    row has padding, so attention can skip the mask; ``layouts``: the inference weight
-    layouts the steps use, looked up once per search by ``encode`` (None in training).
+    row has padding, so attention can skip the mask.
     """
 
     h: torch.Tensor
@@ -84,7 +34,6 @@ class DecoderState:
     keys: torch.Tensor | None
     src_mask: torch.Tensor
     padded: bool = True
-    layouts: "_StepLayouts | None" = None
 
     def select(self, rows: torch.Tensor, memory_rows: torch.Tensor | None = None) -> "DecoderState":
         """Keep/reorder rows ``rows`` (N',) of the recurrent state.
@@ -97,7 +46,7 @@ class DecoderState:
             mem, mask = mem[memory_rows], mask[memory_rows]
             keys = keys[memory_rows] if keys is not None else None
         feed = self.feed[rows] if self.feed is not None else None
-        return DecoderState(self.h[:, rows], self.c[:, rows], feed, mem, keys, mask, self.padded, self.layouts)
+        return DecoderState(self.h[:, rows], self.c[:, rows], feed, mem, keys, mask, self.padded)
 
 
 class Attention(nn.Module):
@@ -172,15 +121,24 @@ class Seq2Seq(nn.Module):
 
     # ------------------------------------------------------------------ encoder
     def encode(self, src: torch.Tensor, lengths: torch.Tensor) -> DecoderState:
-        """src (B, S) padded ids, lengths (B,) -> the initial DecoderState for B rows.
+        """src (B, S) padded ids, lengths (B,) -> the initial DecoderState for B rows."""
+        key_proj = self.attention.key_proj if self.attention is not None and self.attention.kind != "dot" else None
+        return self.encode_with(src, lengths, self.encoder, {"bridge_h": self.bridge_h, "bridge_c": self.bridge_c},
+                                key_proj)
+
+    def encode_with(self, src: torch.Tensor, lengths: torch.Tensor, encoder: nn.Module,
+                    bridge: dict, key_proj) -> DecoderState:
+        """``encode`` with the encoder LSTM, the bridge's two products (by name) and the
+        attention's key projection given: the model's own, or an inference engine's copies
+        in another arithmetic (``s2s_demo.inference``).
 
         Packed sequences make the result independent of how much padding a row has.
         """
         cfg = self.config
-        inference = not self.training and not torch.is_grad_enabled()
-        encoder = self._inference_encoder() if inference else self.encoder
-        linear = self._inference_linear if inference else (lambda name, layer: layer)
-        emb = self.emb_dropout(self.src_embed(src)).to(encoder.weight_hh_l0.dtype)
+        encoder_dtype = getattr(encoder, "weight_hh_l0", None)
+        emb = self.emb_dropout(self.src_embed(src))
+        if encoder_dtype is not None:  # a bfloat16 copy takes bfloat16 inputs
+            emb = emb.to(encoder_dtype.dtype)
         padded = not bool((lengths == src.size(1)).all())
         if not padded:
             # no padding (one sentence, as on the demo page): packing would only cost time
@@ -192,21 +150,19 @@ class Seq2Seq(nn.Module):
         memory, h, c = self.dropout(memory.float()), h.float(), c.float()
         batch = src.size(0)
 
-        def bridge(state: torch.Tensor, name: str) -> torch.Tensor:
+        def bridge_state(state: torch.Tensor, name: str) -> torch.Tensor:
             # (2L, B, He) -> (L, B, 2He): concatenate each layer's forward and backward state.
             state = state.view(cfg.num_layers, 2, batch, cfg.enc_hidden_size)
             state = torch.cat([state[:, 0], state[:, 1]], dim=-1)
-            return torch.tanh(linear(name, getattr(self, name))(state))
+            return torch.tanh(_rows(bridge[name], state))
 
         src_mask = src != cfg.pad_id
         keys = None
         if self.attention is not None:
-            keys = memory if self.attention.kind == "dot" else linear("key_proj", self.attention.key_proj)(memory)
+            keys = memory if key_proj is None else _rows(key_proj, memory)
         feed = memory.new_zeros(batch, self.output_size) if cfg.input_feeding else None
-        # checking the layout cache builds a key over every weight: once per search, not per step
-        layouts = self._step_layouts() if inference else None
-        return DecoderState(bridge(h, "bridge_h").contiguous(), bridge(c, "bridge_c").contiguous(),
-                            feed, memory, keys, src_mask, padded, layouts)
+        return DecoderState(bridge_state(h, "bridge_h").contiguous(), bridge_state(c, "bridge_c").contiguous(),
+                            feed, memory, keys, src_mask, padded)
 
     # ------------------------------------------------------------------ decoder
     def _decode(self, tgt_in: torch.Tensor, state: DecoderState
@@ -215,10 +171,7 @@ class Seq2Seq(nn.Module):
         emb = self.emb_dropout(self.tgt_embed(tgt_in))
         if self.config.input_feeding:
             return self._decode_input_feeding(emb, state)
-        if not self.training and not torch.is_grad_enabled() and emb.size(1) == 1:
-            out, (h, c) = self._lstm_step(emb, state.h, state.c)
-        else:
-            out, (h, c) = self.decoder(emb, (state.h, state.c))
+        out, (h, c) = self.decoder(emb, (state.h, state.c))
         pre, attn = self._combine(out, state)
         return pre, attn, DecoderState(h, c, None, state.memory, state.keys, state.src_mask)
 
@@ -229,85 +182,13 @@ class Seq2Seq(nn.Module):
         h, c, feed = state.h, state.c, state.feed
         for t in range(emb.size(1)):
             x = torch.cat([emb[:, t : t + 1], feed.unsqueeze(1)], dim=-1)
-            if self.training or torch.is_grad_enabled():
-                out, (h, c) = self.decoder(x, (h, c))
-            else:
-                out, (h, c) = self._lstm_step(x, h, c)
+            out, (h, c) = self.decoder(x, (h, c))
             pre, attn = self._combine(out, state)
             feed = pre.squeeze(1)
             outputs.append(pre)
             attns.append(attn)
         new_state = DecoderState(h, c, feed, state.memory, state.keys, state.src_mask)
         return torch.cat(outputs, 1), torch.cat(attns, 1), new_state
-
-    def _lstm_step(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor
-                   ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """One decoder LSTM step in inference: x (N, 1, I), h/c (L, N, Hd) -> out (N, 1, Hd).
-
-        Same maths as ``nn.LSTM`` (gates i, f, g, o), but one matmul per layer on fused
-        weights: for a single time step torch's LSTM kernel costs ~8x more on CPU.
-        """
-        out, h, c = _lstm_layers(x.squeeze(1), h, c, self._step_layouts().cells)
-        return out.unsqueeze(1), (h, c)
-
-    def _step_layouts(self) -> "_StepLayouts":
-        """The decoding step's weights laid out for inference (see InferenceLinear):
-        per layer ``[x; h] -> gates`` on [W_ih W_hh] (4Hd, I+Hd) with bias b_ih + b_hh,
-        then combine and generator. Rebuilt when a weight or the inference dtype changes."""
-        layers = range(self.config.num_layers)
-        cell_params = [getattr(self.decoder, f"{kind}_l{k}") for k in layers
-                       for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-        dtype = self.inference_dtype
-
-        def build() -> _StepLayouts:
-            cells = [InferenceLinear(torch.cat(cell_params[4 * k : 4 * k + 2], 1),
-                                     cell_params[4 * k + 2] + cell_params[4 * k + 3], dtype) for k in layers]
-            return _StepLayouts(cells, InferenceLinear(self.combine.weight, None, dtype),
-                                InferenceLinear(self.generator.weight, self.generator.bias, dtype))
-
-        params = [*cell_params, self.combine.weight, self.generator.weight, self.generator.bias]
-        return self._cached("step", params, build)
-
-    def _inference_linear(self, name: str, layer: nn.Linear) -> InferenceLinear:
-        """``layer`` laid out for inference in the inference dtype (cached as ``name``)."""
-        params = [layer.weight] + ([layer.bias] if layer.bias is not None else [])
-        return self._cached(name, params, lambda: InferenceLinear(layer.weight, layer.bias, self.inference_dtype))
-
-    def _inference_encoder(self) -> nn.LSTM:
-        """The encoder LSTM in the inference dtype: in bfloat16 a copy, which halves the
-        recurrent weights each source token reads (~2x faster encoding on CPU)."""
-        if self.inference_dtype == torch.float32:
-            return self.encoder
-        return self._cached("encoder", list(self.encoder.parameters()),
-                            lambda: copy.deepcopy(self.encoder).to(self.inference_dtype))
-
-    @property
-    def inference_dtype(self) -> torch.dtype:
-        """The dtype the decoding step multiplies its weights in (state stays float32)."""
-        return self.__dict__.get("_inference_dtype", torch.float32)
-
-    @property
-    def inference_dtype_name(self) -> str:
-        """The inference dtype as :meth:`set_inference_dtype` takes it ("float32", "bfloat16")."""
-        return str(self.inference_dtype).removeprefix("torch.")
-
-    def set_inference_dtype(self, name: str) -> "Seq2Seq":
-        """"float32" (exact) or "bfloat16" (half the weight bytes a step reads: ~2x faster
-        decoding on CPUs with native bfloat16, log-probs within ~1e-2). Training and
-        ``forward`` are unaffected."""
-        if name not in INFERENCE_DTYPES:
-            raise ValueError(f"inference dtype {name!r} is not one of {', '.join(INFERENCE_DTYPES)}")
-        self.__dict__["_inference_dtype"] = INFERENCE_DTYPES[name]
-        return self
-
-    def _cached(self, name: str, params: list[torch.Tensor], build):
-        """Inference-only weight layouts, rebuilt when a parameter is replaced or updated."""
-        key = (self.inference_dtype, *((p.data_ptr(), p._version) for p in params))
-        cache = self.__dict__.setdefault("_inference_cache", {})
-        if name not in cache or cache[name][0] != key:
-            with torch.no_grad():
-                cache[name] = (key, build())
-        return cache[name][1]
 
     def _combine(self, out: torch.Tensor, state: DecoderState
                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -344,74 +225,21 @@ class Seq2Seq(nn.Module):
     def step(self, prev_tokens: torch.Tensor, state: DecoderState
              ) -> tuple[torch.Tensor, torch.Tensor | None, DecoderState]:
         """One decoding step for N rows: prev_tokens (N,) -> log-probs (N, V),
-        attention (N, S) or None, and the new state."""
-        if not self.training and not torch.is_grad_enabled():
-            return self._inference_step(prev_tokens, state)
+        attention (N, S) or None, and the new state. The reference step (nn.LSTM, autograd);
+        decoding runs ``s2s_demo.inference.InferenceEngine.step``, the same maths on packed weights."""
         pre, attn, new_state = self._decode(prev_tokens.unsqueeze(1), state)
         log_probs = torch.log_softmax(self.generator(pre.squeeze(1)), dim=-1)
         return log_probs, (attn.squeeze(1) if attn is not None else None), new_state
-
-    def _inference_step(self, prev_tokens: torch.Tensor, state: DecoderState
-                        ) -> tuple[torch.Tensor, torch.Tensor | None, DecoderState]:
-        """``step`` without autograd or dropout: the same maths in as few ops as it takes
-        (each costs microseconds of dispatch, as much as a step's small matmuls)."""
-        layouts = state.layouts or self._step_layouts()
-        inp = F.embedding(prev_tokens, self.tgt_embed.weight)  # (N, E)
-        if self.config.input_feeding:
-            inp = torch.cat([inp, state.feed], dim=1)
-        out, h, c = _lstm_layers(inp, state.h, state.c, layouts.cells)
-        attn = None
-        if self.attention is not None:
-            context, attn = self._step_attention(out, state)
-            out = torch.cat([out, context], dim=1)
-        # in bfloat16, tanh runs on the product as it is: the generator takes bfloat16 anyway
-        pre = torch.tanh(layouts.combine(out, keep_dtype=True))
-        log_probs = torch.log_softmax(layouts.generator(pre), dim=-1)
-        feed = pre.float() if self.config.input_feeding else None
-        return log_probs, attn, DecoderState(h, c, feed, state.memory, state.keys, state.src_mask,
-                                             state.padded, layouts)
-
-    def _step_attention(self, query: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, torch.Tensor]:
-        """query (N, Hd) -> context (N, M), weights (N, S) for one step."""
-        context, weights = self.attention(query.unsqueeze(1), state.keys, state.memory, state.src_mask,
-                                          state.padded)
-        return context.squeeze(1), weights.squeeze(1)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
 
-@dataclass
-class _StepLayouts:
-    cells: list[InferenceLinear]
-    combine: InferenceLinear
-    generator: InferenceLinear
-
-
-def _lstm_layers(x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, cells: list[InferenceLinear]
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """x (N, I), h/c (L, N, Hd) -> top output (N, Hd), new h/c (L, N, Hd)."""
-    if len(cells) == 1:  # a view instead of stacking one layer
-        out, c_next = _lstm_cell(x, h[0], c[0], cells[0])
-        return out, out.unsqueeze(0), c_next.unsqueeze(0)
-    new_h, new_c = [], []
-    for layer, cell in enumerate(cells):
-        x, c_next = _lstm_cell(x, h[layer], c[layer], cell)
-        new_h.append(x)
-        new_c.append(c_next)
-    return x, torch.stack(new_h), torch.stack(new_c)
-
-
-def _lstm_cell(x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, linear: InferenceLinear
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """nn.LSTM's cell (gates i, f, g, o) on fused weights: x (N, I), h/c (N, Hd),
-    ``linear``: (I+Hd) -> 4Hd -> h', c' (N, Hd). One matmul, six pointwise ops."""
-    gates = linear(torch.cat([x, h], dim=1))
-    hidden = h.size(1)
-    sig = torch.sigmoid(gates)  # g's sigmoid is wasted, but one op beats three
-    i, f, o = sig[:, :hidden], sig[:, hidden : 2 * hidden], sig[:, 3 * hidden :]
-    c_next = torch.addcmul(f * c, i, torch.tanh(gates[:, 2 * hidden : 3 * hidden]))
-    return o * torch.tanh(c_next), c_next
+def _rows(layer, x: torch.Tensor) -> torch.Tensor:
+    """Apply ``layer`` (nn.Linear or an inference kernel taking rows) to x (..., I) -> (..., O)."""
+    if isinstance(layer, nn.Module):
+        return layer(x)
+    return layer(x.reshape(-1, x.size(-1))).view(*x.shape[:-1], -1)
 
 
 def sequence_log_prob(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,

@@ -46,6 +46,28 @@ def tune_allocator() -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo ({"avx2", "avx512f", ...}); empty elsewhere."""
+    try:
+        with open(cpuinfo, encoding="utf-8") as f:
+            return frozenset(next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), []))
+    except OSError:
+        return frozenset()
+
+
+# The flags that decide which decoding arithmetic runs fast (s2s_demo.inference).
+RELEVANT_FLAGS = ("avx2", "f16c", "avx512f", "avx512bw", "avx512_bf16", "amx_bf16")
+
+
+def cpu_summary() -> str:
+    """"AMD EPYC (avx2 f16c avx512f ...)": the CPU and which of RELEVANT_FLAGS it has, plus
+    the ISA limits set in the environment (they change which kernels torch and oneDNN run)."""
+    flags = cpu_flags()
+    have = " ".join(f for f in RELEVANT_FLAGS if f in flags) or "none of " + "/".join(RELEVANT_FLAGS)
+    limits = [f"{k}={os.environ[k]}" for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if k in os.environ]
+    return f"{cpu_name()} ({have}{'; ' + ', '.join(limits) if limits else ''})"
+
+
 def cpu_name() -> str:
     """The CPU's model name from /proc/cpuinfo ("AMD EPYC"), else the architecture ("x86_64")."""
     try:

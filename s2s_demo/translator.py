@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from .decoding import search, translate_ids
+from .inference import InferenceEngine
 from .model import Seq2Seq
 from .settings import DecodeSettings, SettingsError
 from .tokenizer import TokenizerPair, normalize_text
@@ -22,11 +23,14 @@ class InputError(ValueError):
 
 
 class Translator:
-    """A loaded model folder: the model, its tokenizers and its card's metadata."""
+    """A loaded model folder: the model, its decoding engine, its tokenizers and its card's
+    metadata. ``engine`` defaults to the model's weights in exact float32."""
 
     def __init__(self, model: Seq2Seq, tokenizer: TokenizerPair, folder: Path | None = None,
-                 ref: str | None = None, revision: str | None = None) -> None:
+                 ref: str | None = None, revision: str | None = None,
+                 engine: InferenceEngine | None = None) -> None:
         self.model, self.tokenizer = model, tokenizer
+        self.engine = engine if engine is not None else InferenceEngine(model, "float32")
         self.folder, self.ref, self.revision = folder, ref, revision
         self.card = read_card_metadata(folder) if folder else {}
         self.name = self.card.get("model_name") or (folder.name if folder else "model")
@@ -85,11 +89,11 @@ class Translator:
         settings = self.resolve_prefix(settings or self.default_settings())
         start = time.perf_counter()
         ids = self.source_ids(text)
-        result = search(self.model, [ids], settings, record=True)[0]
+        result = search(self.engine, [ids], settings, record=True)[0]
         search_ms = (time.perf_counter() - start) * 1000
         trace = build_trace(result, self.tokenizer, model_name=self.name, source=text,
                             source_ids=ids, settings=settings.to_dict(), timings_ms={})
-        trace.inference_dtype = self.model.inference_dtype_name
+        trace.inference_dtype = self.engine.arithmetic
         trace.timings_ms = {"search_ms": round(search_ms, 2),
                             "total_ms": round((time.perf_counter() - start) * 1000, 2)}
         return trace
@@ -102,7 +106,7 @@ class Translator:
         todo = [i for i, t in enumerate(clean) if t]
         sources = [self.tokenizer.encode_source(clean[i])[:MAX_SOURCE_TOKENS] for i in todo]
         outputs = [""] * len(texts)
-        for i, ids in zip(todo, translate_ids(self.model, sources, settings, batch_size)):
+        for i, ids in zip(todo, translate_ids(self.engine, sources, settings, batch_size)):
             outputs[i] = self.tokenizer.decode_target(ids)
         return outputs
 

@@ -5,6 +5,7 @@ import torch
 
 from s2s_demo import hub
 from s2s_demo.hub import ModelLoadError
+from s2s_demo.inference import ARITHMETICS, unsupported_reason
 from s2s_demo.settings import DecodeSettings
 
 from .conftest import HUB_PORT, make_model
@@ -145,25 +146,19 @@ def test_parse_ref():
 
 
 def test_load_picks_the_inference_dtype(model_folder, toy_sentences):
+    greedy = DecodeSettings(method="greedy")
     exact = hub.load(model_folder)
-    assert exact.model.inference_dtype == torch.float32
-    half = hub.load(model_folder, inference_dtype="bfloat16")
-    assert half.model.inference_dtype == torch.bfloat16
-    trace = half.translate(toy_sentences[0], DecodeSettings(method="greedy"))
-    assert trace.to_dict()["inference_dtype"] == "bfloat16"
-    assert exact.translate(toy_sentences[0], DecodeSettings(method="greedy")).inference_dtype == "float32"
+    assert exact.engine.arithmetic == "float32"
+    assert exact.translate(toy_sentences[0], greedy).inference_dtype == "float32"
+    for arithmetic in ARITHMETICS[1:]:
+        if unsupported_reason(arithmetic):
+            with pytest.raises(ModelLoadError, match=f"^{arithmetic} decoding needs"):
+                hub.load(model_folder, inference_dtype=arithmetic)
+            continue
+        other = hub.load(model_folder, inference_dtype=arithmetic)
+        assert other.translate(toy_sentences[0], greedy).to_dict()["inference_dtype"] == arithmetic
     auto = hub.load(model_folder, inference_dtype="auto")
-    assert str(auto.model.inference_dtype) == f"torch.{hub.fast_inference_dtype()}"
+    assert auto.engine.arithmetic in ("bfloat16", "float16", "float32")
+    assert unsupported_reason(auto.engine.arithmetic) is None
     with pytest.raises(ValueError, match="inference_dtype 'int4'"):
         hub.load(model_folder, inference_dtype="int4")
-
-
-def test_fast_inference_dtype_reads_the_cpu_flags(tmp_path):
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512bw\n")
-    assert hub.fast_inference_dtype(cpuinfo) == "bfloat16"
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 amx_bf16 amx_tile\n")
-    assert hub.fast_inference_dtype(cpuinfo) == "bfloat16"
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512bw\n")
-    assert hub.fast_inference_dtype(cpuinfo) == "float32"
-    assert hub.fast_inference_dtype(tmp_path / "missing") == "float32"

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from s2s_demo.config import ConfigError, ModelConfig
-from s2s_demo.model import InferenceLinear, sequence_log_prob
+from s2s_demo.model import sequence_log_prob
 
 from .conftest import make_model
 
@@ -44,7 +44,7 @@ def test_step_by_step_equals_teacher_forcing(toy_tokenizer, toy_sentences, atten
     state = model.encode(src, lengths)
     got = []
     for t in range(4):
-        with torch.no_grad():  # inference takes the fused single-step LSTM path
+        with torch.no_grad():
             log_probs, attn, state = model.step(tgt_in[:, t], state)
         got.append(log_probs.gather(1, tgt_out[:, t : t + 1]).squeeze(1))
         if attention == "none":
@@ -107,30 +107,8 @@ def test_config_round_trip_and_unknown_keys(tmp_path):
         ModelConfig.from_dict({"tgt_vocab_size": 5})
 
 
-@pytest.mark.parametrize("rows", [1, 5, 64])
-@pytest.mark.parametrize("bias", [True, False])
-def test_inference_linear_matches_linear(rows, bias):
-    torch.manual_seed(0)
-    layer = torch.nn.Linear(48, 80, bias=bias)
-    x = torch.randn(rows, 48)
-    fast = InferenceLinear(layer.weight, layer.bias, torch.float32)
-    with torch.no_grad():
-        expected = layer(x)
-    torch.testing.assert_close(fast(x), expected, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(fast(x.view(rows, 1, 48)), expected.view(rows, 1, 80), atol=1e-5, rtol=1e-5)
-    half_linear = InferenceLinear(layer.weight, layer.bias, torch.bfloat16)
-    half = half_linear(x)
-    assert half.dtype == torch.float32
-    torch.testing.assert_close(half, expected, atol=0.05, rtol=0.02)
-    # keep_dtype: a bias-free product stays bfloat16; with a bias the output is float32 anyway
-    kept = half_linear(x, keep_dtype=True)
-    assert kept.dtype == (torch.float32 if bias else torch.bfloat16)
-    torch.testing.assert_close(kept.float(), expected, atol=0.05, rtol=0.02)
-    assert fast(x, keep_dtype=True).dtype == torch.float32
-
-
 def _decode_log_probs(model, src, lengths, tgt_in):
-    """Log-probs (B, T, V) of the inference step over tgt_in, and the encoder memory."""
+    """Log-probs (B, T, V) of ``model.step`` (a model or an engine) over tgt_in, and the encoder memory."""
     with torch.no_grad():
         state = model.encode(src, lengths)
         memory = state.memory
@@ -139,44 +117,6 @@ def _decode_log_probs(model, src, lengths, tgt_in):
             log_probs, _, state = model.step(tgt_in[:, t], state)
             steps.append(log_probs)
     return torch.stack(steps, 1), memory
-
-
-@pytest.mark.parametrize("layers", [1, 2])
-def test_bfloat16_inference_is_close_to_float32_and_switchable(toy_tokenizer, toy_sentences, layers):
-    model = make_model(toy_tokenizer, num_layers=layers)
-    src, lengths = _batch(toy_tokenizer, toy_sentences[:3])
-    tgt_in = torch.tensor([[2, 7, 8, 9]] * 3)
-    exact, exact_memory = _decode_log_probs(model, src, lengths, tgt_in)
-    model.set_inference_dtype("bfloat16")
-    assert model.inference_dtype == torch.bfloat16 and model.inference_dtype_name == "bfloat16"
-    half, half_memory = _decode_log_probs(model, src, lengths, tgt_in)
-    assert half.dtype == torch.float32 and half_memory.dtype == torch.float32
-    torch.testing.assert_close(half_memory, exact_memory, atol=0.02, rtol=0.02)
-    torch.testing.assert_close(half, exact, atol=0.05, rtol=0.02)
-    assert not torch.equal(half, exact)  # it really multiplied in bfloat16
-    torch.testing.assert_close(half.exp().sum(-1), torch.ones(3, 4))
-    # training never sees the inference copies: forward is unchanged
-    torch.testing.assert_close(model(src, lengths, tgt_in), make_model(toy_tokenizer, num_layers=layers)(src, lengths, tgt_in))
-    model.set_inference_dtype("float32")
-    assert model.inference_dtype_name == "float32"
-    assert torch.equal(_decode_log_probs(model, src, lengths, tgt_in)[0], exact)
-    with pytest.raises(ValueError, match="float16"):
-        model.set_inference_dtype("float16")
-
-
-def test_inference_layouts_follow_weight_updates(toy_tokenizer, toy_sentences):
-    """The packed inference weights are rebuilt after an optimiser step changes the model."""
-    model = make_model(toy_tokenizer)
-    src, lengths = _batch(toy_tokenizer, toy_sentences[:2])
-    tgt_in = torch.tensor([[2, 7, 8], [2, 9, 8]])
-    before, _ = _decode_log_probs(model, src, lengths, tgt_in)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.add_(0.01)
-    after, _ = _decode_log_probs(model, src, lengths, tgt_in)
-    expected = torch.log_softmax(model(src, lengths, tgt_in), -1)
-    assert not torch.allclose(before, after)
-    torch.testing.assert_close(after, expected, atol=1e-5, rtol=1e-5)
 
 
 def test_unpadded_and_padded_batches_decode_alike(toy_tokenizer, toy_sentences):

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
+
+# Where the Multi30k files (``{split}.{lang}.gz``) are: one setting for training, evaluation
+# and the benchmarks. A config's ``data.path`` wins; otherwise this variable, else the default.
+MULTI30K_ENV = "S2S_MULTI30K"
+MULTI30K_DEFAULT = "../shared/data/multi30k"
+
+
+def multi30k_dir() -> str:
+    """The Multi30k folder: ``$S2S_MULTI30K``, else ``../shared/data/multi30k``."""
+    return os.environ.get(MULTI30K_ENV) or MULTI30K_DEFAULT
 
 DEFAULTS = {
     "data": {"corpus": "multi30k", "train_split": "train", "valid_split": "val",
              "test_splits": [], "vocab_size": 8000, "joint_vocab": False,
              "sentencepiece_type": "unigram", "max_len": 100, "download": False,
-             "train_limit": 0, "path": "../shared/data/multi30k"},
+             "train_limit": 0, "path": None},
     "model": {},
     "training": {
         "optimizer": "adamw", "lr": 0.002, "betas": [0.9, 0.98], "weight_decay": 0.0,
@@ -40,6 +51,8 @@ def load_config(path: str | Path, overrides: dict | None = None) -> dict:
     for dotted, value in (overrides or {}).items():
         section, key = dotted.split(".", 1)
         config[section][key] = value
+    if not config["data"]["path"] and config["data"]["corpus"] == "multi30k":
+        config["data"]["path"] = multi30k_dir()
     unknown_train = sorted(set(config["training"]) - set(DEFAULTS["training"]))
     if unknown_train:
         raise ValueError(f"{path}: unknown training keys {unknown_train}")

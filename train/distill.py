@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
 from tqdm import tqdm
 
 from s2s_demo.hub import INFERENCE_DTYPE_CHOICES, ModelLoadError, load
-from s2s_demo.model import DecoderState, Seq2Seq
+from s2s_demo.model import DecoderState
 from s2s_demo.settings import DecodeSettings
 from s2s_demo.translator import Translator
 
+from .configuration import multi30k_dir
 from .evaluate import evaluate
 from .prepare import MULTI30K_SPLITS, ParallelText, read_split
 from .soup import check_same_tokenizers
@@ -44,24 +44,25 @@ class EnsembleState:
         return EnsembleState([state.select(rows, memory_rows) for state in self.members])
 
 
-class Ensemble(nn.Module):
-    """Models of one target vocabulary as one model with ``encode``/``step``: a step's
-    distribution is the mean of the members' probabilities, its attention the mean of theirs."""
+class Ensemble:
+    """Models (or their inference engines) of one target vocabulary as one model with
+    ``encode``/``step``: a step's distribution is the mean of the members' probabilities,
+    its attention the mean of theirs."""
 
-    def __init__(self, models: list[Seq2Seq]) -> None:
-        super().__init__()
+    def __init__(self, models: list) -> None:
         if not models:
             raise ValueError("an ensemble needs at least one model")
-        self.members = nn.ModuleList(models)
+        self.members = list(models)
         self.config = models[0].config
+        self.device = torch.device("cpu")
         for model in models[1:]:
             if model.config.tgt_vocab_size != self.config.tgt_vocab_size:
                 raise ValueError("the ensemble's models have target vocabularies of different sizes")
 
     @property
-    def inference_dtype_name(self) -> str:
-        """The members' inference dtype (``load_ensemble`` loads them all with one)."""
-        return self.members[0].inference_dtype_name
+    def arithmetic(self) -> str:
+        """The members' arithmetic (``load_ensemble`` loads them all with one)."""
+        return getattr(self.members[0], "arithmetic", "float32")
 
     def encode(self, src: torch.Tensor, lengths: torch.Tensor) -> EnsembleState:
         """src (B, S), lengths (B,) -> each member's initial state."""
@@ -84,7 +85,8 @@ def load_ensemble(folders: list[str], inference_dtype: str = "auto") -> Translat
     first = translators[0]
     for translator in translators[1:]:
         check_same_tokenizers(Path(translator.folder), Path(first.folder))
-    return Translator(Ensemble([t.model for t in translators]), first.tokenizer, folder=first.folder)
+    return Translator(first.model, first.tokenizer, folder=first.folder,
+                      engine=Ensemble([t.engine for t in translators]))
 
 
 def distill(teacher: Translator, sources: list[str], settings: DecodeSettings, chunk: int = 512) -> list[str]:
@@ -119,7 +121,7 @@ def _write_split(out: Path, split: str, data: dict, text: ParallelText) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--teachers", nargs="+", required=True, help="model folders or Hub repo ids")
-    parser.add_argument("--data", default="../shared/data/multi30k", help="Multi30k folder")
+    parser.add_argument("--data", default=multi30k_dir(), help="Multi30k folder")
     parser.add_argument("--out", type=Path, help="write the distilled corpus folder here")
     parser.add_argument("--score", metavar="SPLIT", help="print the ensemble's beam-5 BLEU on this split")
     parser.add_argument("--length-penalty", type=float, default=None, help="default: the first teacher's")

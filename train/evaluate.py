@@ -17,7 +17,7 @@ from s2s_demo.hub import INFERENCE_DTYPE_CHOICES, load, parse_ref
 from s2s_demo.runtime import tune_allocator
 from s2s_demo.settings import LENGTH_PENALTY_TYPES, DecodeSettings
 
-from .configuration import DEFAULTS
+from .configuration import multi30k_dir
 from .prepare import ParallelText, read_split
 
 
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="model folder or Hub repo id[@revision]")
     parser.add_argument("--split", default="test_2016_flickr")
-    parser.add_argument("--data", default=DEFAULTS["data"]["path"], help="Multi30k folder")
+    parser.add_argument("--data", default=multi30k_dir(), help="Multi30k folder (default: $S2S_MULTI30K or ../shared/data/multi30k)")
     parser.add_argument("--corpus", default="multi30k", choices=["multi30k", "tsv", "parallel"])
     parser.add_argument("--method", default="beam", choices=["greedy", "beam"])
     parser.add_argument("--beam-size", type=int, default=5)
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
                   beam_size=args.beam_size if args.method == "beam" else 1,
                   length_penalty=settings.length_penalty, length_penalty_type=settings.length_penalty_type,
                   no_repeat_ngram_size=settings.no_repeat_ngram_size,
-                  inference_dtype=translator.model.inference_dtype_name)
+                  inference_dtype=translator.engine.arithmetic)
     if args.json:
         print(json.dumps(result))
     else:

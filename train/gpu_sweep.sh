@@ -18,7 +18,7 @@ EXTRA=${EXTRA:-}
 EVAL_TIMEOUT=${EVAL_TIMEOUT:-150}
 export GRADIO_ANALYTICS_ENABLED=False PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
 cfg=train/configs/en-de-2l-gpu.yaml
-data=${DATA:-../shared/data/multi30k}
+data=${DATA:-${S2S_MULTI30K:-../shared/data/multi30k}}
 declare -A V=(
   [a-base]="training.max_steps=4000"
   [b-d4]="training.max_steps=5000 model.dropout=0.4 model.emb_dropout=0.3"

@@ -42,7 +42,7 @@ import sacrebleu
 import sentencepiece as spm
 import yaml
 
-from train.configuration import load_config
+from train.configuration import load_config, multi30k_dir
 from train.prepare import prepare, read_split
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -270,7 +270,7 @@ def versions(joey_python: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--joey-python", default=str(ROOT / ".venv-joey/bin/python"))
-    parser.add_argument("--data", default="../shared/data/multi30k")
+    parser.add_argument("--data", default=multi30k_dir())
     parser.add_argument("--work", default="runs/joey-bench")
     parser.add_argument("--steps", type=int, default=80, help="steps per throughput run")
     parser.add_argument("--rounds", type=int, default=2)

@@ -242,7 +242,8 @@ def _alternatives(trace: dict, index: int):
 def _timing(trace: dict) -> str:
     s = trace["settings"]
     method = f"beam {s['beam_size']}" if s["method"] == "beam" else s["method"]
-    dtype = " · bfloat16 matmuls" if trace.get("inference_dtype") == "bfloat16" else ""
+    arithmetic = trace.get("inference_dtype", "float32")
+    dtype = f" · {arithmetic} matmuls" if arithmetic != "float32" else ""
     return (f"{trace['model']} · {method} · {len(trace['steps'])} steps · "
             f"{trace['timings_ms']['search_ms']:.0f} ms{dtype}")
 
