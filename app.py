@@ -1,8 +1,10 @@
 """s2s-demo: an interactive LSTM seq2seq translator (Hugging Face Space entry point).
 
 Serves every model folder under assets/models/ plus those in S2S_MODELS (comma-separated
-local folders or Hub repo ids, optionally ``@revision``). S2S_INFERENCE_DTYPE picks what
-decoding multiplies in: auto (default), float32 or bfloat16.
+local folders or Hub repo ids, optionally ``@revision``), or, where S2S_MODELS is unset, those
+in models.txt (one ``repo@revision`` a line: the Space that ``python -m s2s_demo deploy``
+writes). S2S_INFERENCE_DTYPE picks what decoding multiplies in: auto (default), float32,
+bfloat16, float16 or int8 (see s2s_demo/inference.py).
 """
 
 import os
@@ -23,12 +25,17 @@ tune_allocator()  # decoding's ~1 MB blocks from the heap, not a fresh mmap each
 torch.set_num_threads(int(os.environ.get("S2S_TORCH_THREADS", "1")))
 CONCURRENCY = int(os.environ.get("S2S_CONCURRENCY", str(os.cpu_count() or 2)))
 
-# auto: bfloat16 matmuls where the CPU has them natively (~2x faster decoding), else float32
+# auto: bfloat16 where the CPU has it natively, else float16 weights (half the bytes a step reads)
 INFERENCE_DTYPE = os.environ.get("S2S_INFERENCE_DTYPE", "auto")
 if INFERENCE_DTYPE not in INFERENCE_DTYPE_CHOICES:
     raise SystemExit(f"S2S_INFERENCE_DTYPE={INFERENCE_DTYPE!r} is not one of {', '.join(INFERENCE_DTYPE_CHOICES)}.")
 
-registry = ModelRegistry.discover(Path(__file__).parent / "assets" / "models", inference_dtype=INFERENCE_DTYPE)
+HERE = Path(__file__).parent
+MODELS_FILE = HERE / "models.txt"
+extra = os.environ.get("S2S_MODELS")
+if extra is None and MODELS_FILE.is_file():
+    extra = ",".join(MODELS_FILE.read_text(encoding="utf-8").split())
+registry = ModelRegistry.discover(HERE / "assets" / "models", extra=extra, inference_dtype=INFERENCE_DTYPE)
 if not registry.names:
     reasons = "; ".join(f"{ref}: {why}" for ref, why in registry.errors.items()) or "assets/models is empty"
     raise SystemExit(f"No model could be loaded ({reasons}). Set S2S_MODELS to a model folder or Hub repo id.")

@@ -1,13 +1,16 @@
-"""Command line: ``python -m s2s_demo translate --model assets/models/de-en [FILE]``.
+"""Command line.
 
-Reads one sentence per line from FILE (or standard input) and writes one translation per
-line, batched, without traces.
+``python -m s2s_demo translate --model assets/models/de-en [FILE]`` reads one sentence per line
+from FILE (or standard input) and writes one translation per line, batched, without traces.
+``python -m s2s_demo deploy --owner NAME --out DIR [--push]`` stages (and uploads) the shipped
+models as Hub model repos and the app as a Space (see s2s_demo/deploy.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .hub import INFERENCE_DTYPE_CHOICES, ModelLoadError, load, parse_ref
 from .runtime import tune_allocator
@@ -26,9 +29,19 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--length-penalty", type=float, help="default: the model card's tuned value")
     tr.add_argument("--batch-size", type=int, default=64)
     tr.add_argument("--dtype", choices=INFERENCE_DTYPE_CHOICES, default="float32",
-                    help="what decoding multiplies in: float32 (exact), bfloat16 (faster on CPUs "
-                         "with native bfloat16) or auto")
+                    help="what decoding multiplies in: float32 (exact), bfloat16, float16, int8 or "
+                         "auto (see s2s_demo/inference.py)")
+    dep = sub.add_parser("deploy", help="publish the shipped models and the Space to the Hub")
+    dep.add_argument("--owner", required=True, help="Hub user or organisation that owns the repos")
+    dep.add_argument("--space", help="Space repo id (default: OWNER/s2s-demo)")
+    dep.add_argument("--out", default="runs/deploy", help="where the staged folders go")
+    dep.add_argument("--push", action="store_true", help="upload (needs HF_TOKEN); without it, a dry run")
     args = parser.parse_args(argv)
+    if args.command == "deploy":
+        from .deploy import deploy
+
+        deploy(args.owner, Path(args.out), space=args.space, push=args.push)
+        return 0
     tune_allocator()
     try:
         translator = load(*parse_ref(args.model), inference_dtype=args.dtype)

@@ -1,0 +1,83 @@
+"""The deploy dry run: the folders that would be uploaded, and the Space loading every model by
+repo id at its pinned revision from a loopback Hub (olah), as it would on Spaces."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from s2s_demo import deploy
+
+from .conftest import ROOT, _free_port
+from .hub_server import HubServer, commit_folder
+
+MODELS = sorted(p.name for p in (ROOT / "assets" / "models").iterdir() if p.is_dir())
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory):
+    out = tmp_path_factory.mktemp("deploy")
+    revisions = deploy.deploy("s2s-demo", out)
+    return out, revisions
+
+
+def test_dry_run_stages_every_model_and_a_space_the_hub_accepts(staged):
+    out, revisions = staged
+    assert sorted(p.name for p in (out / "models").iterdir()) == MODELS
+    assert list(revisions) == [deploy.model_repo_id("s2s-demo", name) for name in MODELS]
+    for name in MODELS:
+        folder = out / "models" / name
+        assert {"config.json", "model.safetensors", "source.model", "target.model", "README.md",
+                ".gitattributes"} <= {p.name for p in folder.iterdir()}
+        assert (folder / "model.safetensors").stat().st_size > deploy.MAX_PLAIN_FILE  # so LFS matters
+        assert deploy.oversized_plain_files(folder) == []
+        card, _ = deploy.read_front_matter(folder / "README.md")
+        assert card["license"] == deploy.WEIGHTS_LICENSE
+    space = out / "space"
+    assert deploy.oversized_plain_files(space) == []
+    assert not (space / "assets" / "models").exists()  # the weights live in the model repos
+    meta, body = deploy.read_front_matter(space / "README.md")
+    assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py"
+    assert meta["license"] == "cc-by-nc-4.0" and meta["models"] == list(revisions)
+    assert body.startswith("# s2s-demo")
+    assert (space / "models.txt").read_text().split() == [f"{r}@main" for r in revisions]
+    assert (space / "requirements.txt").read_text().startswith(f"--extra-index-url {deploy.TORCH_CPU_INDEX}\n")
+
+
+def test_oversized_files_outside_lfs_are_found(tmp_path):
+    (tmp_path / ".gitattributes").write_text("*.safetensors filter=lfs diff=lfs merge=lfs -text\n")
+    (tmp_path / "big.bin").write_bytes(b"\0" * (deploy.MAX_PLAIN_FILE + 1))
+    (tmp_path / "big.safetensors").write_bytes(b"\0" * (deploy.MAX_PLAIN_FILE + 1))
+    assert deploy.oversized_plain_files(tmp_path) == ["big.bin"]
+
+
+def test_the_space_loads_every_model_by_repo_id_from_the_hub(staged, tmp_path):
+    out, revisions = staged
+    port = _free_port()
+    server = HubServer(tmp_path / "hub", port)
+    pinned = {repo: commit_folder(server.repo_path(repo), out / "models" / repo.split("s2s-demo-", 1)[1], "upload")
+              for repo in revisions}
+    space = deploy.stage_space(tmp_path / "space", pinned)
+    server.start()
+    try:
+        env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{port}", "HF_HUB_CACHE": str(tmp_path / "cache"),
+               "GRADIO_ANALYTICS_ENABLED": "False"}
+        env.pop("S2S_MODELS", None)
+        code = ("import app\n"
+                "for name, t in app.registry.translators.items():\n"
+                "    print(name, t.ref, t.revision, t.translate('A man rides a bike.' if t.model.config.src_lang == 'en'"
+                " else 'Ein Mann fährt Fahrrad.').translation, sep='\\t')\n"
+                "print('errors', app.registry.errors)\n")
+        done = subprocess.run([sys.executable, "-c", code], cwd=space, env=env, capture_output=True, text=True,
+                              timeout=300)
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    assert lines[-1] == "errors {}"
+    rows = [line.split("\t") for line in lines[:-1]]
+    assert sorted(row[0] for row in rows) == MODELS
+    assert {(row[1], row[2]) for row in rows} == set(pinned.items())
+    assert all(row[3] for row in rows)  # each translated
