@@ -20,7 +20,7 @@ import time
 import sacrebleu
 import torch
 
-from s2s_demo.decoding import search
+from s2s_demo.decoding import search, teacher_forced_log_probs
 from s2s_demo.hub import load, parse_ref
 from s2s_demo.inference import ARITHMETICS, InferenceEngine, unsupported_reason
 from s2s_demo.settings import DecodeSettings
@@ -34,16 +34,7 @@ TOP_N = 10
 
 def step_probs(engine, source: list[int], target: list[int]) -> torch.Tensor:
     """Probabilities (T, V) at each step of ``target`` (ids ending with EOS) given ``source``."""
-    cfg = engine.config
-    with torch.inference_mode():
-        state = engine.encode(torch.tensor([source]), torch.tensor([len(source)]))
-        prev = torch.tensor([cfg.bos_id])
-        rows = []
-        for token in target:
-            log_probs, _, state = engine.step(prev, state)
-            rows.append(log_probs[0].exp())
-            prev = torch.tensor([token])
-    return torch.stack(rows)
+    return teacher_forced_log_probs(engine, source, target).exp()
 
 
 def page_differences(exact: torch.Tensor, other: torch.Tensor, target: list[int]) -> list[float]:

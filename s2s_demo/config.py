@@ -21,6 +21,9 @@ class ModelConfig:
     ``enc_hidden_size`` is per direction: the encoder outputs ``2 * enc_hidden_size``
     features per source position, and the bridge maps the concatenated final forward and
     backward states of each layer to the decoder's ``dec_hidden_size``.
+    ``temperature`` is part of the model: its logits are divided by it before the softmax
+    everywhere (training, the page, the API, the CLI); a value fitted on validation data
+    (``python -m train.calibration --fit``) makes its probabilities calibrated.
     """
 
     src_vocab_size: int
@@ -40,6 +43,7 @@ class ModelConfig:
     eos_id: int = 3
     src_lang: str = "src"
     tgt_lang: str = "tgt"
+    temperature: float = 1.0
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -50,6 +54,9 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) \
+                or not 0.05 <= self.temperature <= 20:
+            raise ConfigError(f"temperature must be a number in [0.05, 20], got {self.temperature!r}")
         for name in ("dropout", "emb_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")

@@ -640,6 +640,21 @@ def search(model: Seq2Seq, sources: list[list[int]], settings: DecodeSettings,
             model.train()
 
 
+def teacher_forced_log_probs(model, source: list[int], target: list[int]) -> torch.Tensor:
+    """Log-probs (T, V) at every step of ``target`` (ids, ending with EOS) given ``source``,
+    through ``model.encode``/``step`` (an engine: the numbers the page would show)."""
+    cfg = model.config
+    with torch.inference_mode():
+        state = model.encode(torch.tensor([source]), torch.tensor([len(source)]))
+        prev = torch.tensor([cfg.bos_id])
+        rows = []
+        for token in target:
+            log_probs, _, state = model.step(prev, state)
+            rows.append(log_probs[0])
+            prev = torch.tensor([token])
+    return torch.stack(rows)
+
+
 def translate_ids(model: Seq2Seq, sources: list[list[int]], settings: DecodeSettings,
                   batch_size: int = 64) -> list[list[int]]:
     """Best hypothesis (ids without EOS) for each source, batched by similar length."""

@@ -183,7 +183,9 @@ class InferenceEngine:
                                   getattr(dec, f"bias_ih_l{k}") + getattr(dec, f"bias_hh_l{k}"), a)
                       for k in range(self.config.num_layers)]
         self.combine = make_linear(model.combine.weight, None, a)
-        self.generator = make_linear(model.generator.weight, model.generator.bias, a)
+        # the model's temperature folded into the generator: logits / T at no cost per step
+        scale = 1.0 / self.config.temperature
+        self.generator = make_linear(model.generator.weight * scale, model.generator.bias * scale, a)
         self.bridge = {name: make_linear(getattr(model, name).weight, getattr(model, name).bias, a)
                        for name in ("bridge_h", "bridge_c")}
         key_proj = getattr(model.attention, "key_proj", None)

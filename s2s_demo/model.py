@@ -210,12 +210,12 @@ class Seq2Seq(nn.Module):
         state = self.encode(src, src_lengths)
         if teacher_forcing >= 1.0:
             pre, _, _ = self._decode(tgt_in, state)
-            return self.generator(pre)
+            return self.logits(pre)
         logits = []
         prev = tgt_in[:, 0]
         for t in range(tgt_in.size(1)):
             pre, _, state = self._decode(prev.unsqueeze(1), state)
-            step_logits = self.generator(pre.squeeze(1))
+            step_logits = self.logits(pre.squeeze(1))
             logits.append(step_logits)
             if t + 1 < tgt_in.size(1):
                 use_reference = torch.rand(prev.shape, device=prev.device) < teacher_forcing
@@ -228,8 +228,13 @@ class Seq2Seq(nn.Module):
         attention (N, S) or None, and the new state. The reference step (nn.LSTM, autograd);
         decoding runs ``s2s_demo.inference.InferenceEngine.step``, the same maths on packed weights."""
         pre, attn, new_state = self._decode(prev_tokens.unsqueeze(1), state)
-        log_probs = torch.log_softmax(self.generator(pre.squeeze(1)), dim=-1)
+        log_probs = torch.log_softmax(self.logits(pre.squeeze(1)), dim=-1)
         return log_probs, (attn.squeeze(1) if attn is not None else None), new_state
+
+    def logits(self, pre: torch.Tensor) -> torch.Tensor:
+        """Pre-output (..., O) -> logits (..., V), divided by the model's temperature."""
+        logits = self.generator(pre)
+        return logits if self.config.temperature == 1.0 else logits / self.config.temperature
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

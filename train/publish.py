@@ -5,7 +5,8 @@
 
 Tunes the beam-5 length penalty on the validation split, scores greedy and beam 5 on the
 config's test splits (sacreBLEU + chrF), and writes README.md (Hub metadata + results),
-curves.png and results.json beside the weights.
+curves.png and results.json beside the weights, with the calibration report (train.calibration)
+in both.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from s2s_demo.hub import load, push_folder
 from s2s_demo.runtime import tune_allocator
 from s2s_demo.settings import DecodeSettings
 
+from . import calibration
 from .configuration import load_config
 from .evaluate import evaluate
 from .prepare import read_split
@@ -197,6 +199,9 @@ def main(argv: list[str] | None = None) -> None:
     examples = read_split(config["data"], config["data"]["test_splits"][0]).source[:8]
     write_card(out, config, translator, results, training_summary(run_dir), alpha, alpha_scores,
                args.name or out.name, examples)
+    figures, _ = calibration.report(translator, config["data"], config["data"]["valid_split"])
+    calibration.record(out, figures)
+    print(calibration.format_figures(str(out), figures))
     print(f"wrote {out}")
     if args.push:
         print(push_folder(out, args.push))

@@ -1,0 +1,89 @@
+"""The calibration report's figures and the model temperature they lead to."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from s2s_demo import hub
+from s2s_demo.config import ConfigError, ModelConfig
+from s2s_demo.inference import InferenceEngine
+from train import calibration
+
+from .conftest import MULTI30K, make_model
+from .test_model import _batch, _decode_log_probs
+
+
+def test_ece_is_zero_when_confidence_matches_accuracy_and_large_when_not():
+    confidence = torch.full((100,), 0.7)
+    correct = torch.arange(100) < 70
+    assert calibration.expected_calibration_error(confidence, correct) == pytest.approx(0.0, abs=1e-6)
+    assert calibration.expected_calibration_error(confidence, torch.ones(100, dtype=torch.bool)) == pytest.approx(0.3)
+    # two bins of ten: confidence 0.25 at accuracy 0.3, 0.85 at accuracy 0.7; ECE is the weighted mean gap
+    confidence = torch.tensor([0.25] * 10 + [0.85] * 10)
+    correct = torch.tensor([True] * 3 + [False] * 7 + [True] * 7 + [False] * 3)
+    assert calibration.expected_calibration_error(confidence, correct) == pytest.approx((0.05 + 0.15) / 2)
+
+
+def test_distribution_figures_on_a_known_distribution():
+    # every row: the reference token gets p = 0.5, nine others 0.05 each, nothing outside the top 10
+    log_probs = torch.full((4, 20), -1e9)
+    log_probs[:, 0] = math.log(0.5)
+    log_probs[:, 1:10] = math.log(0.5 / 9)
+    log_probs = torch.log_softmax(log_probs, -1)
+    figures = calibration.distribution_figures(log_probs, torch.tensor([0, 0, 1, 1]))
+    assert figures["confidence"] == pytest.approx(0.5, abs=1e-4)
+    assert figures["accuracy"] == 0.5 and figures["ece"] == pytest.approx(0.0, abs=1e-4)
+    assert figures["mass_outside_top10"] == pytest.approx(0.0, abs=1e-4)
+    assert figures["positions"] == 4
+
+
+def test_fit_temperature_recovers_the_temperature_that_made_the_data():
+    torch.manual_seed(0)
+    logits = torch.randn(4000, 30) * 3
+    tokens = torch.multinomial(torch.softmax(logits / 2.0, -1), 1).squeeze(1)  # drawn at T = 2
+    assert calibration.fit_temperature(torch.log_softmax(logits, -1), tokens) == pytest.approx(2.0, rel=0.08)
+
+
+def test_the_model_temperature_is_one_distribution_everywhere(toy_tokenizer, toy_sentences, tmp_path, toy_tokenizer_dir):
+    model = make_model(toy_tokenizer, temperature=0.5)
+    plain = make_model(toy_tokenizer)
+    src, lengths = _batch(toy_tokenizer, toy_sentences[:2])
+    tgt_in = torch.tensor([[2, 7, 8], [2, 9, 8]])
+    expected = torch.log_softmax(plain(src, lengths, tgt_in) / 0.5, -1)
+    torch.testing.assert_close(torch.log_softmax(model(src, lengths, tgt_in), -1), expected)  # training
+    torch.testing.assert_close(_decode_log_probs(model, src, lengths, tgt_in)[0], expected, atol=1e-5, rtol=1e-5)
+    engine_lp, _ = _decode_log_probs(InferenceEngine(model), src, lengths, tgt_in)  # page, API, CLI
+    torch.testing.assert_close(engine_lp, expected, atol=1e-5, rtol=1e-5)
+    folder = hub.save_folder(model, toy_tokenizer_dir, tmp_path / "m")
+    assert hub.load(folder).model.config.temperature == 0.5  # stored in config.json
+    with pytest.raises(ConfigError, match="temperature"):
+        ModelConfig(src_vocab_size=10, tgt_vocab_size=10, temperature=0)
+
+
+def test_report_and_fit_run_through_the_page_path(tmp_path, toy_tokenizer, toy_tokenizer_dir, capsys):
+    folder = hub.save_folder(make_model(toy_tokenizer, seed=4, src_lang="de", tgt_lang="en"), toy_tokenizer_dir,
+                             tmp_path / "toy")
+    calibration.main(["--model", str(folder), "--data", str(MULTI30K), "--limit", "6", "--sample-sentences", "2",
+                      "--seeds", "2", "--threads", "1", "--fit"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{folder} val (6 sentences") and "junk samples" in out[0]
+    fitted = ModelConfig.load(folder / "config.json").temperature
+    assert out[1].startswith(f"fitted temperature {fitted} (was 1.0)")
+    assert fitted != 1.0 and f"temperature {fitted}" in out[2]
+
+
+def test_record_writes_results_and_one_card_section(tmp_path, toy_tokenizer, toy_tokenizer_dir, capsys):
+    card = "---\nmodel_name: toy\n---\n# toy\n\n## Results\n\nr\n\n## Model\n\nm\n"
+    folder = hub.save_folder(make_model(toy_tokenizer, seed=5), toy_tokenizer_dir, tmp_path / "toy", card)
+    args = ["--model", str(folder), "--data", str(MULTI30K), "--limit", "4", "--sample-sentences", "1",
+            "--seeds", "1", "--threads", "1", "--record", "--json"]
+    calibration.main(args)
+    calibration.main(args)  # a second report replaces the section instead of adding one
+    figures = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert json.loads((folder / "results.json").read_text())["calibration"] == figures
+    text = (folder / "README.md").read_text()
+    assert text.count(calibration.CARD_SECTION) == 1
+    assert text.index("## Results") < text.index(calibration.CARD_SECTION) < text.index("## Model")
+    assert f"| ECE of the top-1 token (15 bins) | {figures['ece']:.4f} |" in text

@@ -1,0 +1,213 @@
+"""Do a model's probabilities mean what they say? A calibration report, and a fitted temperature.
+
+    python -m train.calibration --model assets/models/en-de             # the report, on val
+    python -m train.calibration --model runs/x/model --fit              # fit config.json's temperature
+
+Everything goes through the decoding engine the page uses (``hub.load``'s arithmetic, float32 by
+default), teacher-forced on the reference translations of ``--split`` (val):
+
+- ECE of the top-1 token: positions binned by the model's top probability (15 equal bins); the
+  mean |accuracy - confidence| weighted by bin size, where accuracy is whether the top token is
+  the reference token;
+- mean top-1 confidence against top-1 accuracy (over- or under-confidence);
+- mean probability mass outside the top 10 (what the page's top-10 lists leave out);
+- junk samples: the share of temperature-1 samples (no top-k, no top-p; the first
+  ``--sample-sentences`` sentences x ``--seeds`` seeds, through ``Translator.translate``) that
+  draw at least one token of model probability below 0.001.
+
+``--record`` writes the figures into the folder's results.json and a "Calibration" section of
+its model card (``train.publish`` does the same for every model it publishes).
+
+``--fit`` finds the temperature T (logits / T) that minimises the teacher-forced negative
+log-likelihood on the split, multiplying into the model's current one, and writes it into the
+folder's config.json: it is part of the model from then on (see ``ModelConfig.temperature``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from s2s_demo.config import ModelConfig
+from s2s_demo.decoding import teacher_forced_log_probs
+from s2s_demo.hub import CARD_FILE, CONFIG_FILE, INFERENCE_DTYPE_CHOICES, load, parse_ref
+from s2s_demo.settings import DecodeSettings
+
+from .configuration import multi30k_dir
+from .prepare import read_split
+
+ECE_BINS = 15
+TOP_N = 10
+JUNK_PROB = 1e-3
+
+
+def reference_log_probs(translator, sources: list[str], targets: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Teacher-forced log-probs (N, V) of every reference position of every pair, and the
+    reference tokens (N,), N = all target pieces including each EOS."""
+    eos = translator.model.config.eos_id
+    rows, tokens = [], []
+    for source, target in tqdm(list(zip(sources, targets)), desc="teacher forcing", unit="sentence", leave=False):
+        ids = translator.tokenizer.encode_target(target) + [eos]
+        rows.append(teacher_forced_log_probs(translator.engine, translator.source_ids(source), ids))
+        tokens.append(torch.tensor(ids))
+    return torch.cat(rows), torch.cat(tokens)
+
+
+def expected_calibration_error(confidence: torch.Tensor, correct: torch.Tensor, bins: int = ECE_BINS) -> float:
+    """confidence (N,) in [0, 1], correct (N,) bool -> ECE over ``bins`` equal-width bins."""
+    index = (confidence * bins).long().clamp(max=bins - 1)
+    total = 0.0
+    for b in range(bins):
+        members = index == b
+        if members.any():
+            total += members.sum().item() * abs(correct[members].float().mean().item()
+                                                - confidence[members].mean().item())
+    return total / len(confidence)
+
+
+def distribution_figures(log_probs: torch.Tensor, tokens: torch.Tensor) -> dict:
+    """ECE, confidence, accuracy and mass outside the top-N of teacher-forced rows (N, V)."""
+    probs = log_probs.exp()
+    confidence, top1 = probs.max(dim=-1)
+    correct = top1 == tokens
+    outside = 1 - probs.topk(TOP_N, dim=-1).values.sum(-1)
+    return {"ece": round(expected_calibration_error(confidence, correct), 4),
+            "confidence": round(confidence.mean().item(), 4), "accuracy": round(correct.float().mean().item(), 4),
+            "mass_outside_top10": round(outside.mean().item(), 4),
+            "nll": round(-log_probs.gather(1, tokens[:, None]).mean().item(), 4), "positions": len(tokens)}
+
+
+def junk_sample_share(translator, sources: list[str], seeds: range) -> float:
+    """Share of temperature-1 samples with a token the model gave p < JUNK_PROB."""
+    junk = total = 0
+    for source in tqdm(sources, desc="sampling", unit="sentence", leave=False):
+        for seed in seeds:
+            trace = translator.translate(source, DecodeSettings(method="sample", temperature=1.0, seed=seed))
+            junk += any(step.model_prob < JUNK_PROB for step in trace.steps)
+            total += 1
+    return junk / total
+
+
+def fit_temperature(log_probs: torch.Tensor, tokens: torch.Tensor) -> float:
+    """The T > 0 minimising the NLL of softmax(log_probs / T) at ``tokens`` (golden-section
+    search on log T; the NLL is convex in 1/T)."""
+    def nll(log_t: float) -> float:
+        scaled = torch.log_softmax(log_probs / math.exp(log_t), dim=-1)
+        return -scaled.gather(1, tokens[:, None]).mean().item()
+
+    low, high = math.log(0.25), math.log(4.0)
+    ratio = (math.sqrt(5) - 1) / 2
+    for _ in range(40):
+        a, b = high - ratio * (high - low), low + ratio * (high - low)
+        if nll(a) < nll(b):
+            high = b
+        else:
+            low = a
+    return math.exp((low + high) / 2)
+
+
+def report(translator, data: dict, split: str, sample_sentences: int = 100, seeds: int = 5,
+           limit: int | None = None) -> dict:
+    """The figures of the module docstring for ``translator`` on ``split``."""
+    text = read_split(data, split)
+    sources, targets = text.source[:limit], text.target[:limit]
+    log_probs, tokens = reference_log_probs(translator, sources, targets)
+    figures = distribution_figures(log_probs, tokens)
+    figures["junk_samples"] = round(junk_sample_share(translator, sources[:sample_sentences], range(seeds)), 4)
+    figures.update(split=split, sentences=len(sources), sample_sentences=min(sample_sentences, len(sources)),
+                   seeds=seeds, temperature=translator.model.config.temperature,
+                   arithmetic=translator.engine.arithmetic)
+    return figures, (log_probs, tokens)
+
+
+CARD_SECTION = "## Calibration"
+
+
+def card_section(f: dict) -> str:
+    """The model card's calibration section for the figures ``f`` of :func:`report`."""
+    temperature = ("" if f["temperature"] == 1.0 else
+                   f" The model's softmax includes a temperature of {f['temperature']} (`temperature` in "
+                   "config.json, fitted on val by `python -m train.calibration --fit`): the page, the API "
+                   "and the command line all show that one distribution.")
+    return f"""{CARD_SECTION}
+
+How far the probabilities can be taken at their word, teacher-forced on {f['split']} ({f['sentences']} sentences,
+{f['positions']:,} target positions; `python -m train.calibration --model <this folder>`).{temperature}
+
+| figure | value |
+|---|---|
+| ECE of the top-1 token (15 bins) | {f['ece']:.4f} |
+| mean top-1 confidence / accuracy | {f['confidence']:.3f} / {f['accuracy']:.3f} |
+| mean probability outside the top 10 | {f['mass_outside_top10']:.3f} |
+| temperature-1 samples with a token of p < 0.001 ({f['sample_sentences']} sentences × {f['seeds']} seeds) | {100 * f['junk_samples']:.1f}% |
+"""
+
+
+def record(folder: Path, figures: dict) -> None:
+    """Write ``figures`` into ``folder``'s results.json (``calibration``) and model card."""
+    results_path = folder / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    results["calibration"] = figures
+    results_path.write_text(json.dumps(results, indent=2))
+    card_path = folder / CARD_FILE
+    card = card_path.read_text(encoding="utf-8") if card_path.exists() else ""
+    section = card_section(figures)
+    if CARD_SECTION in card:  # replace the old section, up to the next one
+        head, rest = card.split(CARD_SECTION, 1)
+        tail = rest[rest.find("\n## "):] if "\n## " in rest else "\n"
+        card = head + section + tail
+    else:
+        marker = "\n## Model\n"
+        card = card.replace(marker, "\n" + section + marker, 1) if marker in card else card + "\n" + section
+    card_path.write_text(card, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="model folder (or Hub repo id to report on)")
+    parser.add_argument("--data", default=multi30k_dir(), help="Multi30k folder")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--limit", type=int, help="only the first N sentences of the split")
+    parser.add_argument("--sample-sentences", type=int, default=100)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--dtype", choices=INFERENCE_DTYPE_CHOICES, default="float32")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--fit", action="store_true", help="fit the temperature and write it to config.json")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--record", action="store_true", help="write the figures into results.json and the card")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    translator = load(*parse_ref(args.model), inference_dtype=args.dtype)
+    cfg = translator.model.config
+    data = {"corpus": "multi30k", "path": args.data, "src_lang": cfg.src_lang, "tgt_lang": cfg.tgt_lang}
+    figures, (log_probs, tokens) = report(translator, data, args.split, args.sample_sentences, args.seeds, args.limit)
+    print(json.dumps(figures) if args.json else format_figures(args.model, figures))
+    if args.fit:
+        temperature = round(cfg.temperature * fit_temperature(log_probs, tokens), 4)
+        path = Path(translator.folder) / CONFIG_FILE
+        config = ModelConfig.load(path)
+        config.temperature = temperature
+        config.save(path)
+        print(f"fitted temperature {temperature} (was {cfg.temperature}) -> {path}")
+        refit = load(translator.folder, inference_dtype=args.dtype)
+        figures, _ = report(refit, data, args.split, args.sample_sentences, args.seeds, args.limit)
+        print(json.dumps(figures) if args.json else format_figures(f"{args.model} (T {temperature})", figures))
+    if args.record:
+        record(Path(translator.folder), figures)
+        print(f"recorded in {translator.folder}/results.json and {CARD_FILE}")
+
+
+def format_figures(name: str, f: dict) -> str:
+    return (f"{name} {f['split']} ({f['sentences']} sentences, {f['positions']} positions, {f['arithmetic']}, "
+            f"temperature {f['temperature']}): ECE {f['ece']:.4f}, confidence {f['confidence']:.3f} vs accuracy "
+            f"{f['accuracy']:.3f}, mass outside top 10 {f['mass_outside_top10']:.3f}, NLL {f['nll']:.3f}, "
+            f"junk samples {100 * f['junk_samples']:.1f}% ({f['sample_sentences']} sentences x {f['seeds']} seeds)")
+
+
+if __name__ == "__main__":
+    main()
