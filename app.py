@@ -25,7 +25,7 @@ tune_allocator()  # decoding's ~1 MB blocks from the heap, not a fresh mmap each
 torch.set_num_threads(int(os.environ.get("S2S_TORCH_THREADS", "1")))
 CONCURRENCY = int(os.environ.get("S2S_CONCURRENCY", str(os.cpu_count() or 2)))
 
-# auto: bfloat16 where the CPU has it natively, else float16 weights (half the bytes a step reads)
+# auto: float16 weights with float32 activations (half the bytes a step reads; see s2s_demo/inference.py)
 INFERENCE_DTYPE = os.environ.get("S2S_INFERENCE_DTYPE", "auto")
 if INFERENCE_DTYPE not in INFERENCE_DTYPE_CHOICES:
     raise SystemExit(f"S2S_INFERENCE_DTYPE={INFERENCE_DTYPE!r} is not one of {', '.join(INFERENCE_DTYPE_CHOICES)}.")

@@ -158,7 +158,7 @@ def test_load_picks_the_inference_dtype(model_folder, toy_sentences):
         other = hub.load(model_folder, inference_dtype=arithmetic)
         assert other.translate(toy_sentences[0], greedy).to_dict()["inference_dtype"] == arithmetic
     auto = hub.load(model_folder, inference_dtype="auto")
-    assert auto.engine.arithmetic in ("bfloat16", "float16", "float32")
+    assert auto.engine.arithmetic in ("float16", "float32")
     assert unsupported_reason(auto.engine.arithmetic) is None
     with pytest.raises(ValueError, match="inference_dtype 'int4'"):
         hub.load(model_folder, inference_dtype="int4")
