@@ -80,9 +80,11 @@ class Trace:
     # the size of the distribution every step is over: ln of it is the most entropy a step can have
     target_vocab_size: int
     timings_ms: dict = field(default_factory=dict)
-    # what the decoding step multiplied its weights in: float32 is exact, bfloat16 is within
-    # ~1e-2 in log-probs, so a reader can tell why two machines' probabilities differ
+    # the arithmetic decoding multiplied its weights in (s2s_demo.inference): float32 is exact,
+    # so a reader can tell why two machines' probabilities differ
     inference_dtype: str = "float32"
+    # how much the sentence is like the training data (s2s_demo.familiarity.measure)
+    familiarity: dict | None = None
 
     def to_dict(self) -> dict:
         return _finite(asdict(self))

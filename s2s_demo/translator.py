@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import yaml
 
+from . import familiarity
 from .decoding import search, translate_ids
 from .inference import InferenceEngine
 from .model import Seq2Seq
@@ -34,6 +36,7 @@ class Translator:
         self.folder, self.ref, self.revision = folder, ref, revision
         self.card = read_card_metadata(folder) if folder else {}
         self.name = self.card.get("model_name") or (folder.name if folder else "model")
+        self.familiarity = familiarity.Thresholds.from_dict(read_results(folder).get("familiarity"))
 
     @property
     def pair(self) -> str:
@@ -94,6 +97,9 @@ class Translator:
         trace = build_trace(result, self.tokenizer, model_name=self.name, source=text,
                             source_ids=ids, settings=settings.to_dict(), timings_ms={})
         trace.inference_dtype = self.engine.arithmetic
+        judged = settings.method != "sample" and not settings.forced_prefix and result.hypotheses
+        trace.familiarity = familiarity.measure(self.tokenizer, ids, result.hypotheses[0].token_logprobs
+                                                if judged else None, self.familiarity)
         trace.timings_ms = {"search_ms": round(search_ms, 2),
                             "total_ms": round((time.perf_counter() - start) * 1000, 2)}
         return trace
@@ -109,6 +115,18 @@ class Translator:
         for i, ids in zip(todo, translate_ids(self.engine, sources, settings, batch_size)):
             outputs[i] = self.tokenizer.decode_target(ids)
         return outputs
+
+
+def read_results(folder: Path | None) -> dict:
+    """A model folder's results.json (train.publish, train.calibration), {} when absent or unreadable."""
+    path = folder / "results.json" if folder else None
+    if path is None or not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def read_card_metadata(folder: Path) -> dict:

@@ -151,3 +151,25 @@ def test_empty_input_shows_an_error_and_page_keeps_working(page_url, browser):
     page.get_by_label("Source sentence", exact=False).fill(_source_sentence(registry))
     page.get_by_role("button", name="Translate").click()
     page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+
+
+def test_a_sentence_unlike_the_captions_gets_a_note_and_a_caption_does_not(page_url, browser):
+    url, registry = page_url
+    translator = registry.get(None)
+    if translator.familiarity is None:
+        pytest.skip("the default model's results.json has no familiarity thresholds")
+    odd = "مرحبا كيف حالك"  # a script the Multi30k models cannot read
+    assert translator.translate(odd).familiarity["unfamiliar"]
+    page = browser.new_page()
+    page.goto(url)
+    box = page.get_by_label("Source sentence", exact=False)
+    box.fill(odd)
+    page.get_by_role("button", name="Translate").click()
+    note = page.locator("#familiarity")
+    note.get_by_text("unlike what the model was trained on", exact=False).wait_for(timeout=30_000)
+    assert "cannot read" in note.inner_text()
+    box.fill(_source_sentence(registry))
+    page.get_by_role("button", name="Translate").click()
+    _wait_for_text(page, "#translation", translator.translate(_source_sentence(registry)).translation)
+    page.wait_for_function("() => { const el = document.querySelector('#familiarity');"
+                           " return !el || el.offsetParent === null || !el.innerText.trim(); }", timeout=15_000)

@@ -9,6 +9,9 @@ import pytest
 from benchmarks.results_table import table
 from s2s_demo.hub import load
 from s2s_demo.settings import DecodeSettings
+from train.prepare import read_split
+
+from .conftest import MULTI30K
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(p for p in (ROOT / "assets" / "models").iterdir() if (p / "config.json").exists())
@@ -30,6 +33,19 @@ def test_card_states_the_measured_beam_scores(folder):
     card = (folder / "README.md").read_text()
     for split, by_method in json.loads((folder / "results.json").read_text())["results"].items():
         assert f"value: {by_method['beam5']['bleu']}\n      name: {split} beam5 bleu" in card
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: p.name)
+def test_familiarity_flags_unreadable_text_and_few_test_captions(folder):
+    translator = load(str(folder), inference_dtype="float32")
+    if translator.familiarity is None:
+        pytest.skip(f"{folder.name}'s results.json has no familiarity thresholds")
+    cfg = translator.model.config
+    test = read_split({"corpus": "multi30k", "path": str(MULTI30K), "src_lang": cfg.src_lang,
+                       "tgt_lang": cfg.tgt_lang}, "test_2016_flickr").source
+    flagged = [s for s in test if translator.translate(s).familiarity["unfamiliar"]]
+    assert len(flagged) <= 0.05 * len(test), flagged  # held-out captions are what val reaches
+    assert translator.translate("مرحبا كيف حالك").familiarity["unfamiliar"]
 
 
 def test_readme_results_table_is_built_from_the_cards():

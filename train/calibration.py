@@ -16,7 +16,8 @@ default), teacher-forced on the reference translations of ``--split`` (val):
   draw at least one token of model probability below 0.001.
 
 ``--record`` writes the figures into the folder's results.json and a "Calibration" section of
-its model card (``train.publish`` does the same for every model it publishes).
+its model card (``train.publish`` does the same for every model it publishes), with the
+familiarity thresholds of ``s2s_demo.familiarity`` measured on the same split.
 
 ``--fit`` finds the temperature T (logits / T) that minimises the teacher-forced negative
 log-likelihood on the split, multiplying into the model's current one, and writes it into the
@@ -33,6 +34,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from s2s_demo import familiarity
 from s2s_demo.config import ModelConfig
 from s2s_demo.decoding import teacher_forced_log_probs
 from s2s_demo.hub import CARD_FILE, CONFIG_FILE, INFERENCE_DTYPE_CHOICES, load, parse_ref
@@ -148,11 +150,25 @@ How far the probabilities can be taken at their word, teacher-forced on {f['spli
 """
 
 
-def record(folder: Path, figures: dict) -> None:
-    """Write ``figures`` into ``folder``'s results.json (``calibration``) and model card."""
+def familiarity_thresholds(translator, sources: list[str]) -> familiarity.Thresholds:
+    """The familiarity thresholds of ``sources`` (val) translated with the model's default decoding."""
+    settings = translator.default_settings()
+    ids, logprobs = [], []
+    for source in tqdm(sources, desc="familiarity", unit="sentence", leave=False):
+        trace = translator.translate(source, settings)
+        ids.append(translator.source_ids(source))
+        token_logprobs = trace.hypotheses[0].token_logprobs
+        logprobs.append(sum(token_logprobs) / len(token_logprobs))
+    return familiarity.fit_thresholds(translator.tokenizer, ids, logprobs)
+
+
+def record(folder: Path, figures: dict, thresholds: familiarity.Thresholds | None = None) -> None:
+    """Write ``figures`` (and the familiarity thresholds) into ``folder``'s results.json and card."""
     results_path = folder / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     results["calibration"] = figures
+    if thresholds is not None:
+        results["familiarity"] = thresholds.to_dict()
     results_path.write_text(json.dumps(results, indent=2))
     card_path = folder / CARD_FILE
     card = card_path.read_text(encoding="utf-8") if card_path.exists() else ""
@@ -198,7 +214,11 @@ def main(argv: list[str] | None = None) -> None:
         figures, _ = report(refit, data, args.split, args.sample_sentences, args.seeds, args.limit)
         print(json.dumps(figures) if args.json else format_figures(f"{args.model} (T {temperature})", figures))
     if args.record:
-        record(Path(translator.folder), figures)
+        text = read_split(data, args.split)
+        thresholds = familiarity_thresholds(load(translator.folder, inference_dtype=args.dtype),
+                                            text.source[: args.limit])
+        record(Path(translator.folder), figures, thresholds)
+        print(f"familiarity thresholds: {thresholds.to_dict()}")
         print(f"recorded in {translator.folder}/results.json and {CARD_FILE}")
 
 

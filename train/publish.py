@@ -200,7 +200,8 @@ def main(argv: list[str] | None = None) -> None:
     write_card(out, config, translator, results, training_summary(run_dir), alpha, alpha_scores,
                args.name or out.name, examples)
     figures, _ = calibration.report(translator, config["data"], config["data"]["valid_split"])
-    calibration.record(out, figures)
+    valid = read_split(config["data"], config["data"]["valid_split"])
+    calibration.record(out, figures, calibration.familiarity_thresholds(translator, valid.source))
     print(calibration.format_figures(str(out), figures))
     print(f"wrote {out}")
     if args.push:

@@ -90,6 +90,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                 top_p = gr.Slider(0.01, 1, value=1.0, step=0.01, label="Top-p", visible=False)
                 seed = gr.Number(value=0, precision=0, label="Seed", visible=False)
                 max_length = gr.Slider(1, 200, value=DEFAULTS.max_length, step=1, label="Max length")
+        familiarity = gr.Markdown(visible=False, elem_id="familiarity")
         translation = gr.HighlightedText(label="Translation (colour: the model's probability of each token)",
                                          show_legend=True, color_map=render.CONFIDENCE_COLORS,
                                          show_inline_category=False, elem_id="translation")
@@ -134,10 +135,10 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                     render.steps_overview_plot(trace), gr.update(choices=render.step_choices(trace), value=first),
                     render.step_distribution_plot(trace, 0), _alternatives(trace, 0),
                     render.attention_plot(trace), render.beam_tree_plot(trace), trace,
-                    trace["translation"], None)
+                    trace["translation"], None, _note(render.familiarity_note(trace)))
 
         outputs = [trace_state, translation, nbest, timing, overview, step, step_plot, alternative,
-                   attention, tree, trace_json, original_box, whatif_box]
+                   attention, tree, trace_json, original_box, whatif_box, familiarity]
         for trigger in (translate_btn.click, text.submit):
             trigger(run, [text, model, *controls], outputs, api_visibility="undocumented")
 
@@ -237,6 +238,11 @@ def _alternatives(trace: dict, index: int):
     choices = [(f"{render.display_piece(c['piece'])}  (p={c['prob']:.3f})", c["token_id"])
                for c in rec["model_top"] if c["token_id"] != rec["token_id"]]
     return gr.update(choices=choices, value=choices[0][1] if choices else None)
+
+
+def _note(text: str):
+    """A Markdown update that shows ``text``, or hides the box when it is empty."""
+    return gr.update(value=text, visible=bool(text))
 
 
 def _timing(trace: dict) -> str:

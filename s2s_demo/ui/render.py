@@ -39,6 +39,20 @@ def highlighted_tokens(trace: dict) -> list[tuple[str, str]]:
             for step in trace["steps"] if step["piece"] != "</s>"]  # EOS is not part of the text
 
 
+UNFAMILIAR_NOTE = ("**This sentence is unlike what the model was trained on:** {reasons}. The model learnt "
+                   "from Multi30k, about 29,000 short captions of photos (people, animals, everyday scenes), "
+                   "so expect a fluent but invented translation. Try a caption such as the examples above.")
+
+
+def familiarity_note(trace: dict) -> str:
+    """The warning when the trace's familiarity flags the sentence, else "". The reasons are the
+    engine's own words: nothing the visitor typed is in the note."""
+    familiarity = trace.get("familiarity") or {}
+    if not familiarity.get("unfamiliar"):
+        return ""
+    return UNFAMILIAR_NOTE.format(reasons="; ".join(familiarity["reasons"]))
+
+
 NBEST_COLUMNS = ["rank", "translation", "score", "log-prob", "tokens"]
 
 
