@@ -45,7 +45,9 @@ class StepRecord:
 
     ``raw_top``/``used_top``: (values (n,) log-probs, ids (n,)) of the model's softmax and
     of the distribution the method used, at the beam row the best hypothesis came from;
-    ``raw_entropy``/``used_entropy``: their entropies; ``attention``: (S,) or None.
+    ``raw_entropy``/``used_entropy``: their entropies; ``attention``: (S,) or None;
+    ``cut_mass``: the model's probability mass on the tokens the method could not pick
+    (banned tokens, and those top-k / top-p removed).
     """
 
     raw_top: tuple[torch.Tensor, torch.Tensor]
@@ -54,6 +56,7 @@ class StepRecord:
     used_entropy: float
     attention: torch.Tensor | None
     forced: bool
+    cut_mass: float = 0.0
 
 
 @dataclass
@@ -146,37 +149,40 @@ class _Recorder:
             self._summarise_held()
 
     def _summarise(self, raws: list[torch.Tensor], useds: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
-        """k raw and k used (..., V) rows -> top values, ids (2, k, ..., n) and entropies (2, k, ...)."""
+        """k raw and k used (..., V) rows -> top values, ids (2, k, ..., n), entropies (2, k, ...)
+        and the raw mass of the tokens the used distribution excludes (k, ...)."""
         both = torch.stack(raws + useds)  # one copy of the rows: (2k, ..., V)
         both = both.view(2, len(raws), *both.shape[1:])
         top = both.topk(min(self.top_n, both.size(-1)), dim=-1)
-        return top.values, top.indices, _entropy(both)
+        cut = both[0].exp().masked_fill(both[1] > NEG_INF, 0.0).sum(-1)
+        return top.values, top.indices, _entropy(both), cut
 
     def _summarise_held(self) -> None:
         raws, useds = zip(*self.held)
-        values, ids, entropy = self._summarise(list(raws), list(useds))  # (2, k, W, n)
-        self.summaries.extend((values[:, i], ids[:, i], entropy[:, i]) for i in range(len(raws)))
+        values, ids, entropy, cut = self._summarise(list(raws), list(useds))  # (2, k, W, n)
+        self.summaries.extend((values[:, i], ids[:, i], entropy[:, i], cut[i]) for i in range(len(raws)))
         self.held, self.held_floats = [], 0
 
     def path_steps(self, slots: list[int]) -> list[StepRecord]:
         """StepRecords of the hypothesis whose token t came from beam row ``slots[t]``."""
         done = len(self.summaries)
-        parts = [(v[:, slot], i[:, slot], e[:, slot]) for (v, i, e), slot in zip(self.summaries, slots)]
+        parts = [(v[:, slot], i[:, slot], e[:, slot], c[slot])
+                 for (v, i, e, c), slot in zip(self.summaries, slots)]
         rest = slots[done:]
         if rest:
             raw = [self.held[t][0][slot] for t, slot in enumerate(rest)]  # k rows (V,)
             used = [self.held[t][1][slot] for t, slot in enumerate(rest)]
-            values, ids, entropy = self._summarise(raw, used)  # (2, k, n), (2, k)
+            values, ids, entropy, cut = self._summarise(raw, used)  # (2, k, n), (2, k), (k,)
             # unbind: one op for all steps' views instead of an index op per step
-            parts.extend(zip(values.unbind(1), ids.unbind(1), entropy.unbind(1)))
+            parts.extend(zip(values.unbind(1), ids.unbind(1), entropy.unbind(1), cut.unbind(0)))
         records = []
-        for t, ((values, ids, entropy), slot) in enumerate(zip(parts, slots)):
+        for t, ((values, ids, entropy, cut), slot) in enumerate(zip(parts, slots)):
             attn = self.attention[t]
             raw_entropy, used_entropy = entropy.tolist()
             (raw_values, used_values), (raw_ids, used_ids) = values, ids
             records.append(StepRecord((raw_values, raw_ids), (used_values, used_ids), raw_entropy,
                                       used_entropy, attn[slot] if attn is not None else None,
-                                      self.forced[t]))
+                                      self.forced[t], float(cut)))
         return records
 
     def nodes(self) -> list[dict]:

@@ -11,6 +11,12 @@ MAX_BEAM_SIZE = 16
 MAX_LENGTH_LIMIT = 512
 
 
+# The page's top-p when a visitor picks sampling (the API's default stays 1.0, the model's own
+# distribution): the nucleus cuts the long tail of unlikely tokens, each rarely drawn, which
+# together spoil most samples of a whole sentence (train.calibration measures both).
+PAGE_SAMPLING_TOP_P = 0.9
+
+
 class SettingsError(ValueError):
     """A decoding setting outside its allowed range; ``field`` names the setting."""
 

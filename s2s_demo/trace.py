@@ -25,7 +25,8 @@ class Step:
     ``prob`` is the chosen token's probability in the distribution the method used (after
     temperature/top-k/top-p and constraints); ``model_prob`` in the model's raw softmax.
     ``top``/``model_top`` are the top candidates of those two distributions; ``attention``
-    has one weight per source piece (None for a model without attention).
+    has one weight per source piece (None for a model without attention); ``cut_mass`` is the
+    model's probability on the tokens the method could not pick (banned, or cut by top-k / top-p).
     """
 
     step: int
@@ -40,6 +41,7 @@ class Step:
     top: list[Candidate]
     model_top: list[Candidate]
     attention: list[float] | None
+    cut_mass: float = 0.0
 
 
 @dataclass
@@ -142,7 +144,7 @@ def build_trace(result: SearchResult, tokenizer: TokenizerPair, *, model_name: s
                 prob=math.exp(best.used_logprobs[t]), model_prob=math.exp(best.token_logprobs[t]),
                 logprob=best.token_logprobs[t], forced=rec.forced,
                 entropy=rec.used_entropy, model_entropy=rec.raw_entropy,
-                top=top, model_top=model_top, attention=attn,
+                top=top, model_top=model_top, attention=attn, cut_mass=round(rec.cut_mass, 6),
             ))
     node_pieces = tokenizer.target_pieces([n["token_id"] for n in result.nodes])
     nodes = [BeamNode(0, -1, -1, "<s>", -1, 0.0, "kept")]

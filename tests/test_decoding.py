@@ -348,3 +348,17 @@ def test_trace_of_a_model_without_attention(toy_tokenizer, toy_sentences):
             if settings.method == "greedy":  # greedy takes the best allowed token
                 assert step.top[0].token_id == step.token_id
                 assert step.top[0].prob == pytest.approx(step.prob, rel=1e-5)
+
+
+def test_cut_mass_is_the_model_probability_the_method_could_not_pick(random_translator, toy_sentences):
+    # top-k 1 keeps one token: everything else the model proposed was cut
+    sampled = random_translator.translate(toy_sentences[0], DecodeSettings(method="sample", top_k=1, seed=0))
+    assert sampled.steps
+    for step in sampled.steps:
+        assert step.cut_mass == pytest.approx(1 - step.model_prob, abs=1e-4)
+    # top-p 1 and no top-k cut nothing but the banned tokens, a small share of an untrained model's mass
+    plain = random_translator.translate(toy_sentences[0], DecodeSettings(method="sample", seed=0))
+    nucleus = random_translator.translate(toy_sentences[0], DecodeSettings(method="sample", top_p=0.5, seed=0))
+    # (the last step is left out: at the length cap only EOS may be picked, and the rest is cut)
+    assert all(0 <= s.cut_mass < 0.2 for s in plain.steps[:-1])
+    assert all(s.cut_mass >= 0.4 for s in nucleus.steps[:-1])  # a flat distribution loses about half to top-p 0.5

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..settings import DecodeSettings, SettingsError
+from ..settings import PAGE_SAMPLING_TOP_P, DecodeSettings, SettingsError
 from ..translator import MAX_CHARS, InputError
 from . import render
 from .registry import ModelRegistry, UnknownModelError
@@ -17,6 +17,10 @@ A bidirectional LSTM encoder, a bridge into an LSTM decoder with attention, trai
 Type a caption-like sentence, then explore every decoding step, the attention and the beam
 search — and ask *what if the model had chosen another word here?*"""
 
+
+SAMPLING_HELP = ("Sampling draws each token from the model's distribution. **Top-k** keeps only the k most "
+                 "likely tokens, **top-p** the fewest whose probabilities add up to p; the rest are cut, and "
+                 "each step's chart says how much probability that removed.")
 
 class RequestError(ValueError):
     """A request that cannot be served; the message is shown to the visitor."""
@@ -85,9 +89,10 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                 n_best = gr.Slider(1, 16, value=DEFAULTS.n_best, step=1, label="n-best")
                 length_penalty = gr.Slider(0, 2, value=_tuned_lp(registry, registry.default), step=0.1,
                                            label="Length penalty α (GNMT; 0 = off)")
+                sampling_help = gr.Markdown(SAMPLING_HELP, visible=False)
                 temperature = gr.Slider(0.05, 3, value=1.0, step=0.05, label="Temperature", visible=False)
                 top_k = gr.Slider(0, 100, value=0, step=1, label="Top-k (0 = off)", visible=False)
-                top_p = gr.Slider(0.01, 1, value=1.0, step=0.01, label="Top-p", visible=False)
+                top_p = gr.Slider(0.01, 1, value=PAGE_SAMPLING_TOP_P, step=0.01, label="Top-p", visible=False)
                 seed = gr.Number(value=0, precision=0, label="Seed", visible=False)
                 max_length = gr.Slider(1, 200, value=DEFAULTS.max_length, step=1, label="Max length")
         familiarity = gr.Markdown(visible=False, elem_id="familiarity")
@@ -172,9 +177,10 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             sample, beam = value == "sample", value == "beam"
             return [gr.update(visible=beam), gr.update(visible=beam), gr.update(visible=beam),
                     gr.update(visible=sample), gr.update(visible=sample), gr.update(visible=sample),
-                    gr.update(visible=sample)]
+                    gr.update(visible=sample), gr.update(visible=sample)]
 
-        method.change(on_method, method, [beam_size, n_best, length_penalty, temperature, top_k, top_p, seed],
+        method.change(on_method, method, [beam_size, n_best, length_penalty, temperature, top_k, top_p, seed,
+                                          sampling_help],
                       api_visibility="undocumented")
 
         def on_model(name):

@@ -95,8 +95,12 @@ def step_distribution_plot(trace: dict, step: int) -> go.Figure:
                 name="used by decoding", marker_color="#2563eb",
                 hovertemplate="%{x}<br>p = %{y:.4f}<extra>used</extra>")
     forced = " (forced)" if rec["forced"] else ""
+    cut = rec.get("cut_mass", 0.0)
+    # what the sampling filters (and the banned tokens) took away from the model's distribution
+    cut_note = f"<br>top-k / top-p and banned tokens removed {100 * cut:.1f}% of the model's probability" \
+        if cut >= 0.0005 else ""
     fig.update_layout(barmode="group", title=f"Step {rec['step']}: chose “{safe(display_piece(rec['piece']))}”"
-                      f"{forced}, p = {rec['model_prob']:.3f}, entropy {rec['model_entropy']:.2f} nats",
+                      f"{forced}, p = {rec['model_prob']:.3f}, entropy {rec['model_entropy']:.2f} nats{cut_note}",
                       yaxis_title="probability", yaxis_range=[0, 1], height=360,
                       margin=dict(l=40, r=10, t=50, b=40), legend=dict(orientation="h", y=1.02, x=1,
                                                                        xanchor="right", yanchor="bottom"))
