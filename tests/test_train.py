@@ -288,3 +288,29 @@ def test_distilled_corpus_holds_the_original_pairs_then_the_teachers_translation
     assert not (tmp_path / "kd" / "test_2016_flickr.de.gz").exists()  # the toy corpus has none
     with pytest.raises(ValueError, match="distilled lines"):
         write_corpus(tmp_path / "bad", data, train_text, distilled[:-1])
+
+
+def test_publish_fits_the_temperature_and_records_calibration(tmp_path):
+    """train.publish on the committed Multi30k excerpt: card, results and the calibration report."""
+    from train.publish import main as publish
+
+    config = {"data": {"corpus": "multi30k", "src_lang": "de", "tgt_lang": "en", "vocab_size": 200,
+                       "train_limit": 300, "test_splits": ["test_2016_flickr"]},
+              "model": {"emb_size": 16, "enc_hidden_size": 16, "dec_hidden_size": 32, "dropout": 0.0,
+                        "emb_dropout": 0.0},
+              "training": {"lr": 0.01, "schedule": "constant", "warmup_steps": 1, "batch_tokens": 400,
+                           "label_smoothing": 0.0, "max_steps": 30, "valid_every": 30, "checkpoint_every": 15,
+                           "average_checkpoints": 1, "valid_max_sentences": 20, "threads": 1,
+                           "out_dir": str(tmp_path / "run"), "fit_temperature": True}}
+    path = tmp_path / "excerpt.yaml"
+    path.write_text(yaml.safe_dump(config))
+    train(load_config(path))
+    out = tmp_path / "published"
+    publish(["--config", str(path), "--out", str(out)])
+    temperature = ModelConfig.load(out / "config.json").temperature
+    assert temperature != 1.0  # fitted on val
+    results = json.loads((out / "results.json").read_text())
+    assert results["calibration"]["temperature"] == temperature
+    assert set(results["familiarity"]) == {"rare_score", "rare_share", "logprob"}
+    card = (out / "README.md").read_text()
+    assert "## Calibration" in card and f"temperature of {temperature}" in card

@@ -131,6 +131,15 @@ def report(translator, data: dict, split: str, sample_sentences: int = 100, seed
     return figures, (log_probs, tokens)
 
 
+def write_temperature(folder: Path, temperature: float) -> Path:
+    """Set ``temperature`` in a model folder's config.json; returns its path."""
+    path = folder / CONFIG_FILE
+    config = ModelConfig.load(path)
+    config.temperature = temperature
+    config.save(path)
+    return path
+
+
 CARD_SECTION = "## Calibration"
 
 
@@ -210,10 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(figures) if args.json else format_figures(args.model, figures))
     if args.fit:
         temperature = round(cfg.temperature * fit_temperature(log_probs, tokens), 4)
-        path = Path(translator.folder) / CONFIG_FILE
-        config = ModelConfig.load(path)
-        config.temperature = temperature
-        config.save(path)
+        path = write_temperature(Path(translator.folder), temperature)
         print(f"fitted temperature {temperature} (was {cfg.temperature}) -> {path}")
         refit = load(translator.folder, inference_dtype=args.dtype)
         figures, _ = report(refit, data, args.split, args.sample_sentences, args.seeds, args.limit)

@@ -35,6 +35,8 @@ DEFAULTS = {
         "subword_alpha": 0.0, "subword_nbest_size": 64,
         # share of the init_from weights blended into the export (0 = the fine-tune alone)
         "export_init_share": 0.0,
+        # train.publish fits the softmax temperature on val before it measures anything
+        "fit_temperature": False,
     },
     "card": {},
 }

@@ -51,6 +51,17 @@ def tune_length_penalty(translator, config: dict) -> tuple[float, dict]:
     return best, scores
 
 
+def fit_temperature(translator, config: dict):
+    """Fit the model's temperature on the validation split, store it in the folder's config.json
+    and return the folder loaded again (so everything measured after sees the calibrated model)."""
+    valid = read_split(config["data"], config["data"]["valid_split"])
+    log_probs, tokens = calibration.reference_log_probs(translator, valid.source, valid.target)
+    temperature = round(translator.model.config.temperature * calibration.fit_temperature(log_probs, tokens), 4)
+    calibration.write_temperature(Path(translator.folder), temperature)
+    print(f"  fitted temperature on val: {temperature}", flush=True)
+    return load(translator.folder)
+
+
 def training_summary(run_dir: Path) -> dict:
     rows = read_log(run_dir / "metrics.jsonl")
     valid = [r for r in rows if "valid_bleu" in r]
@@ -185,6 +196,8 @@ def main(argv: list[str] | None = None) -> None:
     if (run_dir / "curves.png").exists():
         shutil.copy(run_dir / "curves.png", out / "curves.png")
     translator = load(out)
+    if config["training"]["fit_temperature"]:
+        translator = fit_temperature(translator, config)
     alpha, alpha_scores = tune_length_penalty(translator, config)
     results = {}
     for split in config["data"]["test_splits"]:
