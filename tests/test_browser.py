@@ -153,7 +153,7 @@ def test_empty_input_shows_an_error_and_page_keeps_working(page_url, browser):
     page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
 
 
-def test_a_sentence_unlike_the_captions_gets_a_note_and_a_caption_does_not(page_url, browser):
+def test_a_sentence_unlike_the_captions_gets_a_note_and_a_caption_does_not(page_url, browser, tmp_path):
     url, registry = page_url
     translator = registry.get(None)
     if translator.familiarity is None:
@@ -168,6 +168,7 @@ def test_a_sentence_unlike_the_captions_gets_a_note_and_a_caption_does_not(page_
     note = page.locator("#familiarity")
     note.get_by_text("unlike what the model was trained on", exact=False).wait_for(timeout=30_000)
     assert "cannot read" in note.inner_text()
+    page.screenshot(path=str((_shots() or tmp_path) / "familiarity.png"), full_page=False)
     box.fill(_source_sentence(registry))
     page.get_by_role("button", name="Translate").click()
     _wait_for_text(page, "#translation", translator.translate(_source_sentence(registry)).translation)
