@@ -14,7 +14,7 @@ default), teacher-forced on the reference translations of ``--split`` (val):
 - junk samples: the share of temperature-1 samples (no top-k, no top-p; the first
   ``--sample-sentences`` sentences x ``--seeds`` seeds, through ``Translator.translate``) that
   draw at least one token of model probability below 0.001; and the same at the page's
-  sampling default (top-p ``PAGE_SAMPLING_TOP_P``).
+  sampling default (top-k ``PAGE_SAMPLING_TOP_K``).
 
 ``--record`` writes the figures into the folder's results.json and a "Calibration" section of
 its model card (``train.publish`` does the same for every model it publishes), with the
@@ -39,7 +39,7 @@ from s2s_demo import familiarity
 from s2s_demo.config import ModelConfig
 from s2s_demo.decoding import teacher_forced_log_probs
 from s2s_demo.hub import CARD_FILE, CONFIG_FILE, INFERENCE_DTYPE_CHOICES, load, parse_ref
-from s2s_demo.settings import PAGE_SAMPLING_TOP_P, DecodeSettings
+from s2s_demo.settings import PAGE_SAMPLING_TOP_K, DecodeSettings
 
 from .configuration import multi30k_dir
 from .prepare import read_split
@@ -85,12 +85,12 @@ def distribution_figures(log_probs: torch.Tensor, tokens: torch.Tensor) -> dict:
             "nll": round(-log_probs.gather(1, tokens[:, None]).mean().item(), 4), "positions": len(tokens)}
 
 
-def junk_sample_share(translator, sources: list[str], seeds: range, top_p: float = 1.0) -> float:
-    """Share of temperature-1 samples (nucleus ``top_p``) with a token the model gave p < JUNK_PROB."""
+def junk_sample_share(translator, sources: list[str], seeds: range, top_k: int = 0) -> float:
+    """Share of temperature-1 samples (``top_k``, 0 = all tokens) with a token the model gave p < JUNK_PROB."""
     junk = total = 0
     for source in tqdm(sources, desc="sampling", unit="sentence", leave=False):
         for seed in seeds:
-            settings = DecodeSettings(method="sample", temperature=1.0, top_p=top_p, seed=seed)
+            settings = DecodeSettings(method="sample", temperature=1.0, top_k=top_k, seed=seed)
             trace = translator.translate(source, settings)
             junk += any(step.model_prob < JUNK_PROB for step in trace.steps)
             total += 1
@@ -124,7 +124,7 @@ def report(translator, data: dict, split: str, sample_sentences: int = 100, seed
     figures = distribution_figures(log_probs, tokens)
     figures["junk_samples"] = round(junk_sample_share(translator, sources[:sample_sentences], range(seeds)), 4)
     figures["junk_samples_page"] = round(junk_sample_share(translator, sources[:sample_sentences], range(seeds),
-                                                           PAGE_SAMPLING_TOP_P), 4)
+                                                           PAGE_SAMPLING_TOP_K), 4)
     figures.update(split=split, sentences=len(sources), sample_sentences=min(sample_sentences, len(sources)),
                    seeds=seeds, temperature=translator.model.config.temperature,
                    arithmetic=translator.engine.arithmetic)
@@ -160,7 +160,7 @@ How far the probabilities can be taken at their word, teacher-forced on {f['spli
 | mean top-1 confidence / accuracy | {f['confidence']:.3f} / {f['accuracy']:.3f} |
 | mean probability outside the top 10 | {f['mass_outside_top10']:.3f} |
 | temperature-1 samples with a token of p < 0.001 ({f['sample_sentences']} sentences × {f['seeds']} seeds) | {100 * f['junk_samples']:.1f}% |
-| the same at the page's sampling default, top-p {PAGE_SAMPLING_TOP_P} | {100 * f['junk_samples_page']:.1f}% |
+| the same at the page's sampling default, top-k {PAGE_SAMPLING_TOP_K} | {100 * f['junk_samples_page']:.1f}% |
 """
 
 
@@ -238,7 +238,7 @@ def format_figures(name: str, f: dict) -> str:
             f"temperature {f['temperature']}): ECE {f['ece']:.4f}, confidence {f['confidence']:.3f} vs accuracy "
             f"{f['accuracy']:.3f}, mass outside top 10 {f['mass_outside_top10']:.3f}, NLL {f['nll']:.3f}, "
             f"junk samples {100 * f['junk_samples']:.1f}% ({f['sample_sentences']} sentences x {f['seeds']} seeds; "
-            f"{100 * f['junk_samples_page']:.1f}% at the page's top-p {PAGE_SAMPLING_TOP_P})")
+            f"{100 * f['junk_samples_page']:.1f}% at the page's top-k {PAGE_SAMPLING_TOP_K})")
 
 
 if __name__ == "__main__":

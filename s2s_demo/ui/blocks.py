@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..settings import PAGE_SAMPLING_TOP_P, DecodeSettings, SettingsError
+from ..settings import PAGE_SAMPLING_TOP_K, DecodeSettings, SettingsError
 from ..translator import MAX_CHARS, InputError
 from . import render
 from .registry import ModelRegistry, UnknownModelError
@@ -91,8 +91,8 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                                            label="Length penalty α (GNMT; 0 = off)")
                 sampling_help = gr.Markdown(SAMPLING_HELP, visible=False)
                 temperature = gr.Slider(0.05, 3, value=1.0, step=0.05, label="Temperature", visible=False)
-                top_k = gr.Slider(0, 100, value=0, step=1, label="Top-k (0 = off)", visible=False)
-                top_p = gr.Slider(0.01, 1, value=PAGE_SAMPLING_TOP_P, step=0.01, label="Top-p", visible=False)
+                top_k = gr.Slider(0, 100, value=PAGE_SAMPLING_TOP_K, step=1, label="Top-k (0 = off)", visible=False)
+                top_p = gr.Slider(0.01, 1, value=1.0, step=0.01, label="Top-p", visible=False)
                 seed = gr.Number(value=0, precision=0, label="Seed", visible=False)
                 max_length = gr.Slider(1, 200, value=DEFAULTS.max_length, step=1, label="Max length")
         familiarity = gr.Markdown(visible=False, elem_id="familiarity")
