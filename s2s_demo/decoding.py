@@ -240,8 +240,8 @@ class _Search:
         state = model.encode(src, lengths)
         rows = torch.arange(self.B, device=device).repeat_interleave(self.W)
         self.state = state.select(rows, memory_rows=rows) if self.W > 1 else state
-        caps = (lengths.float() * settings.max_length_ratio + 10).floor().long()
-        self.caps = caps.clamp(max=settings.max_length).repeat_interleave(self.W)  # (B*W,)
+        caps = torch.tensor([settings.length_cap(len(s)) for s in sources], device=device)
+        self.caps = caps.repeat_interleave(self.W)  # (B*W,)
         self.first_cap = int(self.caps.min())
         self.device = device
         self.scores = torch.full((self.B, self.W), NEG_INF, device=device)

@@ -102,6 +102,10 @@ class DecodeSettings:
         """Rows kept per sentence during search: the beam size for beam search, else 1."""
         return self.beam_size if self.method == "beam" else 1
 
+    def length_cap(self, source_length: int) -> int:
+        """The most output tokens (EOS included) for a source of ``source_length`` pieces."""
+        return min(self.max_length, int(source_length * self.max_length_ratio + 10))
+
     def replace(self, **changes) -> "DecodeSettings":
         return dataclasses.replace(self, **changes)
 

@@ -87,6 +87,9 @@ class Trace:
     inference_dtype: str = "float32"
     # how much the sentence is like the training data (s2s_demo.familiarity.measure)
     familiarity: dict | None = None
+    # the best hypothesis ran into the length cap: its last step's EOS was forced by the cap
+    # (the model would have written more), so the translation is cut short
+    length_capped: bool = False
 
     def to_dict(self) -> dict:
         return _finite(asdict(self))
@@ -126,8 +129,9 @@ def _hypothesis_view(hyp: Hypothesis, tokenizer: TokenizerPair) -> HypothesisVie
 
 
 def build_trace(result: SearchResult, tokenizer: TokenizerPair, *, model_name: str, source: str,
-                source_ids: list[int], settings: dict, timings_ms: dict) -> Trace:
-    """Turn a recorded SearchResult (one sentence) into a Trace."""
+                source_ids: list[int], settings: dict, timings_ms: dict, length_cap: int | None = None) -> Trace:
+    """Turn a recorded SearchResult (one sentence) into a Trace. ``length_cap``: the search's
+    most output tokens, to tell an output the cap ended from one the model ended."""
     steps: list[Step] = []
     best = result.hypotheses[0] if result.hypotheses else None
     if best is not None:
@@ -146,6 +150,10 @@ def build_trace(result: SearchResult, tokenizer: TokenizerPair, *, model_name: s
                 entropy=rec.used_entropy, model_entropy=rec.raw_entropy,
                 top=top, model_top=model_top, attention=attn, cut_mass=round(rec.cut_mass, 6),
             ))
+    capped = bool(steps and length_cap and len(steps) >= length_cap
+                  and steps[-1].model_top and steps[-1].model_top[0].token_id != tokenizer.eos_id)
+    if capped:
+        steps[-1].forced = True  # the cap, not the model, chose this EOS
     node_pieces = tokenizer.target_pieces([n["token_id"] for n in result.nodes])
     nodes = [BeamNode(0, -1, -1, "<s>", -1, 0.0, "kept")]
     nodes.extend(BeamNode(n["id"], n["parent"], n["step"], piece, n["token_id"], n["score"], n["status"])
@@ -154,4 +162,4 @@ def build_trace(result: SearchResult, tokenizer: TokenizerPair, *, model_name: s
     return Trace(model=model_name, source=source, source_pieces=tokenizer.source_pieces(source_ids),
                  settings=settings, translation=hyps[0].text if hyps else "", steps=steps,
                  hypotheses=hyps, beam_nodes=nodes, seed=result.seed,
-                 target_vocab_size=tokenizer.tgt_vocab_size, timings_ms=timings_ms)
+                 target_vocab_size=tokenizer.tgt_vocab_size, timings_ms=timings_ms, length_capped=capped)

@@ -174,3 +174,23 @@ def test_a_sentence_unlike_the_captions_gets_a_note_and_a_caption_does_not(page_
     _wait_for_text(page, "#translation", translator.translate(_source_sentence(registry)).translation)
     page.wait_for_function("() => { const el = document.querySelector('#familiarity');"
                            " return !el || el.offsetParent === null || !el.innerText.trim(); }", timeout=15_000)
+
+
+def test_an_example_translates_and_a_new_model_clears_the_old_output(page_url, browser):
+    url, registry = page_url
+    if len(registry.names) < 2:
+        pytest.skip("needs two models")
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(url)
+    example = page.locator("button.gallery-item, .gallery button").first
+    sentence = example.inner_text().strip()
+    example.click()
+    translator = registry.get(None)
+    full = next(w["text"] for w in translator.card["widget"] if w["text"].startswith(sentence.rstrip(".…")))
+    _wait_for_text(page, "#translation", translator.translate(full).translation)
+    other = registry.names[1]
+    page.get_by_label("Model").click()
+    page.get_by_role("option", name=registry.label(other)).click()
+    page.wait_for_function("() => !document.querySelector('#translation').innerText.replace(/\\s+/g, '')"
+                           ".includes('" + "".join(translator.translate(full).translation.split())[:20] + "')",
+                           timeout=15_000)

@@ -48,6 +48,15 @@ def test_familiarity_flags_unreadable_text_and_few_test_captions(folder):
     assert translator.translate("مرحبا كيف حالك").familiarity["unfamiliar"]
 
 
+def test_an_output_cut_by_the_length_cap_says_so():
+    translator = load(str(ROOT / "assets" / "models" / "en-de"), inference_dtype="float32")
+    capped = translator.translate(SOURCES["en"], DecodeSettings(method="greedy", max_length=3))
+    assert capped.length_capped and len(capped.steps) == 3
+    assert capped.steps[-1].forced and capped.steps[-1].piece == "</s>"  # the cap chose it, not the model
+    whole = translator.translate(SOURCES["en"], DecodeSettings(method="greedy"))
+    assert not whole.length_capped and not whole.steps[-1].forced
+
+
 def test_readme_results_table_is_built_from_the_cards():
     readme = (ROOT / "README.md").read_text()
     assert "\n".join(table()) in readme

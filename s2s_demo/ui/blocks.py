@@ -78,7 +78,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         with gr.Row():
             with gr.Column(scale=3):
                 model = gr.Dropdown(registry.choices(), value=registry.default, label="Model")
-                text = gr.Textbox(label=f"Source sentence (up to {MAX_CHARS} characters; Enter translates)",
+                text = gr.Textbox(label=f"Source sentence (up to {MAX_CHARS} characters; Shift+Enter translates)",
                                   lines=2, max_lines=6, placeholder="Ein Mann fährt mit dem Fahrrad.")
                 examples = gr.Dataset(components=[text], samples=_examples(registry, registry.default),
                                       label="Examples from the test set", samples_per_page=6)
@@ -188,8 +188,17 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                 raise gr.Error(f"Unknown model {name!r}")
             return gr.Dataset(samples=_examples(registry, name)), _tuned_lp(registry, name)
 
-        model.change(on_model, model, [examples, length_penalty], api_visibility="undocumented")
-        examples.click(lambda sample: sample[0], examples, text, api_visibility="undocumented")
+        def clear_outputs():
+            # a new model: the last translation was another model's, so it must not stay on screen
+            empty_choice = gr.update(choices=[], value=None)
+            return (None, None, None, "", None, empty_choice, None, empty_choice, None, None, None, None, None,
+                    _note(""))
+
+        model.change(on_model, model, [examples, length_penalty], api_visibility="undocumented").then(
+            clear_outputs, None, outputs, api_visibility="undocumented")
+        # an example is a sentence to translate: fill the box and translate it
+        examples.click(lambda sample: sample[0], examples, text, api_visibility="undocumented").then(
+            run, [text, model, *controls], outputs, api_visibility="undocumented")
 
         def api_translate(text: str, model: str = registry.default, method: str = "beam",
                           temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, beam_size: int = 5,
@@ -256,8 +265,12 @@ def _timing(trace: dict) -> str:
     method = f"beam {s['beam_size']}" if s["method"] == "beam" else s["method"]
     arithmetic = trace.get("inference_dtype", "float32")
     dtype = f" · {arithmetic} matmuls" if arithmetic != "float32" else ""
+    # a sample is reproducible with its seed, also when the visitor left the seed empty
+    seed = f" · seed {trace['seed']}" if s["method"] == "sample" and trace.get("seed") is not None else ""
+    capped = (f" · **cut short by the length cap** ({len(trace['steps'])} tokens: raise Max length)"
+              if trace.get("length_capped") else "")
     return (f"{trace['model']} · {method} · {len(trace['steps'])} steps · "
-            f"{trace['timings_ms']['search_ms']:.0f} ms{dtype}")
+            f"{trace['timings_ms']['search_ms']:.0f} ms{dtype}{seed}{capped}")
 
 
 def _examples(registry: ModelRegistry, name: str) -> list[list[str]]:
