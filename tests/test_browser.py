@@ -81,8 +81,13 @@ def test_translate_explore_and_what_if(page_url, browser, tmp_path):
     page.screenshot(path=str(shots / "translate.png"), full_page=True)
 
     page.get_by_role("button", name="Re-decode with this token").click()
-    page.wait_for_function("(() => { const t = document.querySelector('#what-if').innerText;"
-                           " return t.includes('%') && !t.includes('processing'); })()", timeout=30_000)
+    # the alternative offered first at step 0 is the model's most likely other token
+    translator = registry.get(None)
+    first = translator.translate(_source_sentence(registry)).steps[0]
+    alternative = next(c.token_id for c in first.model_top if c.token_id != first.token_id)
+    forced = translator.translate(_source_sentence(registry),
+                                  translator.default_settings().replace(forced_prefix=(alternative,)))
+    _wait_for_text(page, "#what-if", forced.translation)
     page.screenshot(path=str(shots / "what-if.png"), full_page=True)
 
     page.get_by_role("tab", name="Attention").click()
