@@ -135,6 +135,9 @@ BAD_REQUESTS = [
     ({"max_length": 10_000}, "max_length"),
     ({"forced_prefix": ["not-a-piece-zzz"]}, "forced_prefix"),
     ({"forced_prefix": [10**9]}, "outside"),
+    ({"model": ["toy-attn"]}, "model must be a model name"),
+    ({"model": {"name": "toy-attn"}}, "model must be a model name"),
+    ({"forced_prefix": {"a": 1}}, "forced_prefix"),
 ]
 
 
@@ -218,3 +221,13 @@ def test_status_line_names_the_seed_of_a_sample_and_a_length_cap(registry, toy_s
     assert "seed" not in _timing(beam)
     assert "length cap" in _timing({**beam, "length_capped": True})
     assert "length cap" not in _timing({**beam, "length_capped": False})
+
+
+def test_a_forced_prefix_given_as_one_string_is_one_piece(registry, toy_sentences):
+    from s2s_demo.ui.blocks import translate_request
+
+    plain = translate_request(registry, toy_sentences[0], "toy-attn", method="greedy")
+    piece = plain["steps"][1]["piece"]  # a real target piece, forced at step 0
+    forced = translate_request(registry, toy_sentences[0], "toy-attn", method="greedy", forced_prefix=piece)
+    assert forced["steps"][0]["piece"] == piece and forced["steps"][0]["forced"]
+    assert not forced["steps"][1]["forced"]

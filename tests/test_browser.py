@@ -199,3 +199,14 @@ def test_an_example_translates_and_a_new_model_clears_the_old_output(page_url, b
     page.wait_for_function("() => !document.querySelector('#translation').innerText.replace(/\\s+/g, '')"
                            ".includes('" + "".join(translator.translate(full).translation.split())[:20] + "')",
                            timeout=15_000)
+
+
+def test_n_best_cannot_exceed_the_beam_size(page_url, browser):
+    url, _ = page_url
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(url)
+    beam_number = page.locator("input[type=number][aria-label='number input for Beam size']")
+    beam_number.fill("3")
+    beam_number.press("Enter")
+    page.wait_for_function("() => document.querySelector(\"input[type=range][aria-label='range slider for n-best']\")"
+                           ".getAttribute('max') === '3'", timeout=15_000)

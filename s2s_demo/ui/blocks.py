@@ -38,7 +38,8 @@ def translate_request(registry: ModelRegistry, text: str, model: str | None, met
             method=method, temperature=temperature, top_k=top_k, top_p=top_p, beam_size=beam_size,
             n_best=n_best, max_length=max_length, seed=None if seed in (None, "", -1) else seed,
             length_penalty=tuned.length_penalty if length_penalty is None else length_penalty,
-            forced_prefix=tuple(forced_prefix or ()))
+            # one piece given as a string is that piece, not a list of its characters
+            forced_prefix=[forced_prefix] if isinstance(forced_prefix, str) else (forced_prefix or ()))
         trace = translator.translate(text, settings).to_dict()
     except (InputError, SettingsError, UnknownModelError) as err:
         raise RequestError(str(err)) from err
@@ -86,7 +87,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             with gr.Column(scale=2):
                 method = gr.Radio(["beam", "greedy", "sample"], value="beam", label="Decoding method")
                 beam_size = gr.Slider(1, 16, value=DEFAULTS.beam_size, step=1, label="Beam size")
-                n_best = gr.Slider(1, 16, value=DEFAULTS.n_best, step=1, label="n-best")
+                n_best = gr.Slider(1, DEFAULTS.beam_size, value=DEFAULTS.n_best, step=1, label="n-best")
                 length_penalty = gr.Slider(0, 2, value=_tuned_lp(registry, registry.default), step=0.1,
                                            label="Length penalty α (GNMT; 0 = off)")
                 sampling_help = gr.Markdown(SAMPLING_HELP, visible=False)
@@ -179,6 +180,12 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                     gr.update(visible=sample), gr.update(visible=sample), gr.update(visible=sample),
                     gr.update(visible=sample), gr.update(visible=sample)]
 
+        def on_beam_size(size, current):
+            # n-best can be at most the beam size: the slider says so instead of an error later
+            size = int(size)
+            return gr.update(maximum=size, value=min(int(current), size))
+
+        beam_size.change(on_beam_size, [beam_size, n_best], n_best, api_visibility="undocumented")
         method.change(on_method, method, [beam_size, n_best, length_penalty, temperature, top_k, top_p, seed,
                                           sampling_help],
                       api_visibility="undocumented")

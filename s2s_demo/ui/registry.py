@@ -62,6 +62,9 @@ class ModelRegistry:
     def get(self, name: str | None) -> Translator:
         if name is None or name == "":
             return self.translators[self.default]
+        if not isinstance(name, str):
+            raise UnknownModelError(f"model must be a model name (one of {', '.join(self.names)}), "
+                                    f"got {type(name).__name__} {name!r}")
         if name not in self.translators:
             raise UnknownModelError(f"Unknown model {name!r}. Available: {', '.join(self.names)}")
         return self.translators[name]

@@ -101,7 +101,9 @@ def step_distribution_plot(trace: dict, step: int) -> go.Figure:
         if cut >= 0.0005 else ""
     fig.update_layout(barmode="group", title=f"Step {rec['step']}: chose “{safe(display_piece(rec['piece']))}”"
                       f"{forced}, p = {rec['model_prob']:.3f}, entropy {rec['model_entropy']:.2f} nats{cut_note}",
-                      yaxis_title="probability", yaxis_range=[0, 1], height=360,
+                      # log scale: alternatives at 0.002 are as visible as the chosen token at 0.8
+                      yaxis_title="probability (log scale)", yaxis_type="log", yaxis_range=[-4, 0], height=360,
+                      yaxis_tickvals=[1e-4, 1e-3, 1e-2, 0.1, 1], yaxis_ticktext=["0.0001", "0.001", "0.01", "0.1", "1"],
                       margin=dict(l=40, r=10, t=50, b=40), legend=dict(orientation="h", y=1.02, x=1,
                                                                        xanchor="right", yanchor="bottom"))
     return fig
