@@ -210,3 +210,19 @@ def test_n_best_cannot_exceed_the_beam_size(page_url, browser):
     beam_number.press("Enter")
     page.wait_for_function("() => document.querySelector(\"input[type=range][aria-label='range slider for n-best']\")"
                            ".getAttribute('max') === '3'", timeout=15_000)
+
+
+def test_raw_trace_opens_as_text_without_drawing_every_node(page_url, browser):
+    url, registry = page_url
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(url)
+    page.get_by_label("Source sentence", exact=False).fill(_source_sentence(registry))
+    beam = page.locator("input[type=number][aria-label='number input for Beam size']")
+    beam.fill("16")
+    beam.press("Enter")
+    page.get_by_role("button", name="Translate").click()
+    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+    page.get_by_text("Raw trace (JSON)").click()
+    page.get_by_text('"source_pieces"', exact=False).first.wait_for(timeout=15_000)
+    # a JSON tree drew ~77k elements for a beam-16 trace; the code view draws the lines in sight
+    assert page.evaluate("() => document.getElementsByTagName('*').length") < 10_000
