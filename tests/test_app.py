@@ -231,3 +231,12 @@ def test_a_forced_prefix_given_as_one_string_is_one_piece(registry, toy_sentence
     forced = translate_request(registry, toy_sentences[0], "toy-attn", method="greedy", forced_prefix=piece)
     assert forced["steps"][0]["piece"] == piece and forced["steps"][0]["forced"]
     assert not forced["steps"][1]["forced"]
+
+
+def test_a_refused_request_logs_no_traceback(client, toy_sentences, capfd):
+    capfd.readouterr()
+    with pytest.raises(Exception, match="beam_size"):
+        translate(client, toy_sentences[0], model="toy-attn", beam_size=0)
+    translate(client, toy_sentences[0], model="toy-attn")  # served after it, and the log is flushed by then
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err

@@ -4,6 +4,7 @@ the trace dict it returns; the API endpoint returns that same dict."""
 from __future__ import annotations
 
 import json
+import logging
 
 import gradio as gr
 
@@ -12,6 +13,7 @@ from ..translator import MAX_CHARS, InputError
 from . import render
 from .registry import ModelRegistry, UnknownModelError
 
+log = logging.getLogger(__name__)
 DEFAULTS = DecodeSettings()
 INTRO = """# Look inside an LSTM translator
 A bidirectional LSTM encoder, a bridge into an LSTM decoder with attention, trained on
@@ -256,7 +258,9 @@ def _guarded(request, *args):
     try:
         return request(*args)
     except RequestError as err:
-        raise gr.Error(str(err)) from err
+        # a refused request is the visitor's to fix, not a server fault: one log line, no traceback
+        log.info("refused request: %s", err)
+        raise gr.Error(str(err), print_exception=False) from err
 
 
 def _alternatives(trace: dict, index: int):
