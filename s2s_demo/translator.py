@@ -92,6 +92,11 @@ class Translator:
         settings = self.resolve_prefix(settings or self.default_settings())
         start = time.perf_counter()
         ids = self.source_ids(text)
+        cap = settings.length_cap(len(ids))
+        if len(settings.forced_prefix) >= cap:  # the search would stop before the prefix ends
+            raise SettingsError("forced_prefix", f"has {len(settings.forced_prefix)} tokens, but this output may "
+                                f"have at most {cap - 1} before its end (max_length {settings.max_length}, "
+                                f"{len(ids)} source pieces)")
         result = search(self.engine, [ids], settings, record=True)[0]
         search_ms = (time.perf_counter() - start) * 1000
         trace = build_trace(result, self.tokenizer, model_name=self.name, source=text,

@@ -138,6 +138,7 @@ BAD_REQUESTS = [
     ({"model": ["toy-attn"]}, "model must be a model name"),
     ({"model": {"name": "toy-attn"}}, "model must be a model name"),
     ({"forced_prefix": {"a": 1}}, "forced_prefix"),
+    ({"forced_prefix": [5] * 90}, "before its end"),  # past the cap a short source gets
 ]
 
 
