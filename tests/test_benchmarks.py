@@ -18,3 +18,18 @@ def test_decode_benchmark_prints_latency_breakdown_profile_and_throughput():
                  "translate (Trace)", "Self CPU time total", "greedy profile (4 val sentences)",
                  "a step's decoder weights: ", "batched greedy", "batched beam5"):
         assert line in out, (line, out)
+
+
+def test_page_benchmark_prints_the_raw_trace_figures():
+    import shutil
+
+    import pytest
+
+    if not shutil.which("chromium") and not os.path.exists("/usr/bin/chromium"):
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    result = subprocess.run([sys.executable, "-m", "benchmarks.page", "--beam-size", "2", "--n-best", "1"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300,
+                            env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "machine: " in result.stdout
+    assert "raw trace of de-en, beam 2, n-best 1: opened in " in result.stdout and " elements in the page" in result.stdout
