@@ -17,20 +17,9 @@ import argparse
 import torch
 
 from s2s_demo.hub import load_model, resolve
-from s2s_demo.inference import ARITHMETICS, make_linear, unsupported_reason
+from s2s_demo.inference import ARITHMETICS, WEIGHT_BYTES, make_linear, step_products, unsupported_reason
 
 from .common import machine_line, median_us
-
-
-def step_products(model) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
-    """name -> (weight (O, I), bias) of every product one decoding step runs."""
-    dec = model.decoder
-    products = {f"cell {k}": (torch.cat([getattr(dec, f"weight_ih_l{k}"), getattr(dec, f"weight_hh_l{k}")], 1),
-                              getattr(dec, f"bias_ih_l{k}") + getattr(dec, f"bias_hh_l{k}"))
-                for k in range(model.config.num_layers)}
-    products["combine"] = (model.combine.weight, None)
-    products["generator"] = (model.generator.weight, model.generator.bias)
-    return {name: (w.detach(), b.detach() if b is not None else None) for name, (w, b) in products.items()}
 
 
 def main() -> None:
@@ -64,11 +53,10 @@ def main() -> None:
                     error = (linear(x) - exact).abs().max().item()
                     cells.append(f"{arithmetic} {median_us(lambda: linear(x), args.repeats):7.1f} (err {error:.4f})")
                 print(f"rows {rows} {name:9s} {tuple(weight.shape)}: " + ", ".join(cells))
-        size = {"float32": 4, "bfloat16": 2, "float16": 2, "int8": 1}
         for arithmetic in runnable:
             calls = [(make_linear(w, b, arithmetic), torch.randn(1, w.size(1))) for w, b in products.values()]
             in_turn = median_us(lambda: [linear(x) for linear, x in calls], args.repeats)
-            mb = sum(w.numel() for w, _ in products.values()) * size[arithmetic] / 1e6
+            mb = sum(w.numel() for w, _ in products.values()) * WEIGHT_BYTES[arithmetic] / 1e6
             print(f"a step's products in turn, {arithmetic}, rows 1: {in_turn:.1f} µs ({mb:.1f} MB of weights)")
 
 

@@ -33,9 +33,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .model import DecoderState, Seq2Seq
-from .runtime import cpu_flags
+from .runtime import RELEVANT_FLAGS, cpu_flags
 
 ARITHMETICS = ("float32", "bfloat16", "float16", "int8")
+WEIGHT_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "int8": 1}  # bytes a weight takes in each
 # Rows per call that oneDNN lays the packed weights out for: a beam of 5 (one row runs as fast).
 _PACK_ROWS = 5
 
@@ -59,7 +60,7 @@ def unsupported_reason(arithmetic: str) -> str | None:
             make_linear(torch.ones(8, 8), torch.zeros(8), arithmetic)(torch.ones(1, 8))
         return None
     except (RuntimeError, NotImplementedError) as err:
-        have = ", ".join(sorted(cpu_flags() & {"avx2", "avx512f", "avx512bw", "avx512_bf16", "amx_bf16"})) or "none"
+        have = ", ".join(f for f in RELEVANT_FLAGS if f in cpu_flags()) or "none"
         needs = {"bfloat16": "AVX512 (avx512bw, avx512vl, avx512dq) or avx_ne_convert",
                  "float16": "fbgemm (x86-64 with AVX2 and F16C)",
                  "int8": "fbgemm (x86-64 with AVX2)",
@@ -154,6 +155,19 @@ def _encoder_for(encoder: nn.LSTM, arithmetic: str) -> nn.Module:
                                                       {nn.LSTM}, dtype=dtype)[0]
 
 
+def step_products(model: Seq2Seq) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
+    """name -> (weight (O, I), bias (O,) or None) of every product one decoding step runs: per
+    LSTM layer k, "cell k" [x; h] (N, I+Hd) -> gates (N, 4Hd) on [W_ih W_hh] with b_ih + b_hh;
+    then "combine" and "generator" (without the temperature)."""
+    dec = model.decoder
+    products = {f"cell {k}": (torch.cat([getattr(dec, f"weight_ih_l{k}"), getattr(dec, f"weight_hh_l{k}")], 1),
+                              getattr(dec, f"bias_ih_l{k}") + getattr(dec, f"bias_hh_l{k}"))
+                for k in range(model.config.num_layers)}
+    products["combine"] = (model.combine.weight, None)
+    products["generator"] = (model.generator.weight, model.generator.bias)
+    return {name: (w.detach(), b.detach() if b is not None else None) for name, (w, b) in products.items()}
+
+
 # ------------------------------------------------------------------ the engine
 class InferenceEngine:
     """A model's decoding weights in one arithmetic, with ``Seq2Seq``'s ``encode``/``step``.
@@ -174,15 +188,14 @@ class InferenceEngine:
             self._build(self.model)
 
     def _build(self, model: Seq2Seq) -> None:
-        a, dec = self.arithmetic, model.decoder
-        # per layer one product [x; h] (N, I+Hd) -> gates (N, 4Hd) on [W_ih W_hh], b_ih + b_hh
-        self.cells = [make_linear(torch.cat([getattr(dec, f"weight_ih_l{k}"), getattr(dec, f"weight_hh_l{k}")], 1),
-                                  getattr(dec, f"bias_ih_l{k}") + getattr(dec, f"bias_hh_l{k}"), a)
-                      for k in range(self.config.num_layers)]
-        self.combine = make_linear(model.combine.weight, None, a)
+        a = self.arithmetic
+        products = step_products(model)
+        self.cells = [make_linear(*products[f"cell {k}"], a) for k in range(self.config.num_layers)]
+        self.combine = make_linear(*products["combine"], a)
         # the model's temperature folded into the generator: logits / T at no cost per step
         scale = 1.0 / self.config.temperature
-        self.generator = make_linear(model.generator.weight * scale, model.generator.bias * scale, a)
+        weight, bias = products["generator"]
+        self.generator = make_linear(weight * scale, bias * scale, a)
         self.bridge = {name: make_linear(getattr(model, name).weight, getattr(model, name).bias, a)
                        for name in ("bridge_h", "bridge_c")}
         key_proj = getattr(model.attention, "key_proj", None)
@@ -193,11 +206,7 @@ class InferenceEngine:
     @property
     def weight_bytes(self) -> int:
         """Bytes of the decoder weights one step multiplies by, in this arithmetic."""
-        size = {"float32": 4, "bfloat16": 2, "float16": 2, "int8": 1}[self.arithmetic]
-        cfg, model = self.config, self.model
-        n = sum(getattr(model.decoder, f"weight_{kind}_l{k}").numel()
-                for k in range(cfg.num_layers) for kind in ("ih", "hh"))
-        return (n + model.combine.weight.numel() + model.generator.weight.numel()) * size
+        return sum(w.numel() for w, _ in step_products(self.model).values()) * WEIGHT_BYTES[self.arithmetic]
 
     def num_parameters(self) -> int:
         return self.model.num_parameters()
