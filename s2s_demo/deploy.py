@@ -20,13 +20,10 @@ Without ``--push`` the revisions are "main": the folders are what would be uploa
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
-import yaml
-
-from .hub import ALLOW_PATTERNS, CARD_FILE
+from .hub import ALLOW_PATTERNS, CARD_FILE, push_folder, read_front_matter, write_front_matter
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS_FILE = "models.txt"
@@ -44,20 +41,6 @@ TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 def model_repo_id(owner: str, name: str) -> str:
     return f"{owner}/s2s-demo-{name}"
-
-
-def read_front_matter(readme: Path) -> tuple[dict, str]:
-    """A README's YAML front matter and the text after it; ({}, text) when it has none."""
-    text = readme.read_text(encoding="utf-8")
-    if not text.startswith("---"):
-        return {}, text
-    _, meta, body = text.split("---", 2)
-    return yaml.safe_load(meta) or {}, body.lstrip("\n")
-
-
-def write_front_matter(readme: Path, meta: dict, body: str) -> None:
-    readme.write_text("---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n\n" + body,
-                      encoding="utf-8")
 
 
 def stage_model(folder: Path, out: Path) -> Path:
@@ -99,33 +82,32 @@ def oversized_plain_files(folder: Path) -> list[str]:
             if p.is_file() and p.stat().st_size > MAX_PLAIN_FILE and not any(p.match(pt) for pt in patterns)]
 
 
+def check_uploadable(folder: Path) -> None:
+    """Refuse a staged folder the Hub would refuse, before anything is uploaded."""
+    oversized = oversized_plain_files(folder)
+    if oversized:
+        raise RuntimeError(f"{folder}: files over 10 MB outside LFS: {oversized}")
+
+
 def deploy(owner: str, out: Path, space: str | None = None, push: bool = False,
            token: str | None = None, models_dir: Path = ROOT / "assets" / "models") -> dict[str, str]:
-    """Stage (and with ``push``, upload) every model and the Space; returns repo id -> revision."""
-    api = None
-    if push:
-        from huggingface_hub import HfApi
-
-        api = HfApi(token=token or os.environ.get("HF_TOKEN"))
-    revisions: dict[str, str] = {}
-    for folder in sorted(p for p in models_dir.iterdir() if p.is_dir()):
-        repo_id = model_repo_id(owner, folder.name)
-        staged = stage_model(folder, out / "models" / folder.name)
-        revisions[repo_id] = "main"
-        if api:
-            api.create_repo(repo_id, repo_type="model", exist_ok=True)
-            info = api.upload_folder(folder_path=str(staged), repo_id=repo_id, repo_type="model",
-                                     commit_message=f"s2s-demo {folder.name}")
-            revisions[repo_id] = info.oid
-        print(f"model {folder.name} -> {repo_id}@{revisions[repo_id]}", flush=True)
+    """Stage (and with ``push``, upload) every model and the Space; returns repo id -> revision.
+    Every folder is staged and checked before the first upload; with ``push`` the Space is
+    staged again to pin the revisions the model uploads made."""
+    staged = {model_repo_id(owner, folder.name): stage_model(folder, out / "models" / folder.name)
+              for folder in sorted(p for p in models_dir.iterdir() if p.is_dir())}
+    revisions = dict.fromkeys(staged, "main")
     staged_space = stage_space(out / "space", revisions)
-    for staged in [*(out / "models").iterdir(), staged_space]:
-        if oversized_plain_files(staged):
-            raise RuntimeError(f"{staged}: files over 10 MB outside LFS: {oversized_plain_files(staged)}")
+    for folder in [*staged.values(), staged_space]:
+        check_uploadable(folder)
     space = space or f"{owner}/s2s-demo"
-    if api:
-        api.create_repo(space, repo_type="space", space_sdk="gradio", exist_ok=True)
-        api.upload_folder(folder_path=str(staged_space), repo_id=space, repo_type="space",
-                          commit_message="s2s-demo app")
-    print(f"space {space}: {'uploaded' if api else 'staged'} from {staged_space}", flush=True)
+    if push:
+        for repo_id, folder in staged.items():
+            revisions[repo_id] = push_folder(folder, repo_id, token, commit_message=f"s2s-demo {folder.name}")
+        staged_space = stage_space(out / "space", revisions)
+        push_folder(staged_space, space, token, repo_type="space", allow_patterns=None,
+                    commit_message="s2s-demo app")
+    for repo_id, revision in revisions.items():
+        print(f"model {repo_id}@{revision}", flush=True)
+    print(f"space {space}: {'uploaded' if push else 'staged'} from {staged_space}", flush=True)
     return revisions

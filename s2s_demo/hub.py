@@ -16,6 +16,7 @@ from pathlib import Path
 import safetensors
 import safetensors.torch
 import torch
+import yaml
 from huggingface_hub import snapshot_download
 from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError,
                                     RepositoryNotFoundError, RevisionNotFoundError)
@@ -144,12 +145,42 @@ def save_folder(model: Seq2Seq, tokenizer_dir: Path, folder: Path, card: str | N
     return folder
 
 
-def push_folder(folder: Path, repo_id: str, token: str | None = None, private: bool = False) -> str:
-    """Upload a model folder to the Hub (token from the argument or HF_TOKEN)."""
+def read_front_matter(card: Path) -> tuple[dict, str]:
+    """A card's (README.md's) YAML front matter and the text after it; ({}, text) when it has
+    none, or none that YAML reads as a mapping."""
+    text = card.read_text(encoding="utf-8")
+    if not text.startswith("---"):
+        return {}, text
+    parts = text.split("---", 2)
+    try:
+        meta = yaml.safe_load(parts[1]) or {}
+    except yaml.YAMLError:
+        return {}, text
+    body = parts[2].lstrip("\n") if len(parts) > 2 else ""
+    return (meta, body) if isinstance(meta, dict) else ({}, text)
+
+
+def write_front_matter(card: Path, meta: dict, body: str) -> None:
+    """Write a card: ``meta`` as YAML front matter (Hub metadata), then ``body``."""
+    card.write_text("---\n" + yaml.safe_dump(meta, allow_unicode=True, sort_keys=False) + "---\n\n" + body,
+                    encoding="utf-8")
+
+
+# What an upload of a model folder sends: its Hub files and the repo's LFS rules.
+UPLOAD_PATTERNS = [*ALLOW_PATTERNS, ".gitattributes"]
+
+
+def push_folder(folder: Path, repo_id: str, token: str | None = None, private: bool = False,
+                repo_type: str = "model", allow_patterns: list[str] | None = UPLOAD_PATTERNS,
+                commit_message: str = "Upload with s2s-demo") -> str:
+    """Upload a folder to a Hub repo, created if missing (token from the argument or HF_TOKEN);
+    returns the commit id, which pins what was uploaded. ``allow_patterns=None`` uploads every
+    file (a Space)."""
     from huggingface_hub import HfApi
 
     api = HfApi(token=token or os.environ.get("HF_TOKEN"))
-    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-    info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
-                             allow_patterns=ALLOW_PATTERNS)
-    return str(info)
+    space = {"space_sdk": "gradio"} if repo_type == "space" else {}
+    api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, **space)
+    info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type=repo_type,
+                             allow_patterns=allow_patterns, commit_message=commit_message)
+    return info.oid

@@ -6,10 +6,9 @@ import json
 import time
 from pathlib import Path
 
-import yaml
-
 from . import familiarity
 from .decoding import search, translate_ids
+from .hub import CARD_FILE, read_front_matter
 from .inference import InferenceEngine
 from .model import Seq2Seq
 from .settings import DecodeSettings, SettingsError
@@ -137,14 +136,5 @@ def read_results(folder: Path | None) -> dict:
 
 def read_card_metadata(folder: Path) -> dict:
     """The YAML front matter of a model card (README.md), {} when there is none."""
-    card = folder / "README.md"
-    if not card.is_file():
-        return {}
-    text = card.read_text(encoding="utf-8")
-    if not text.startswith("---"):
-        return {}
-    try:
-        meta = yaml.safe_load(text.split("---", 2)[1]) or {}
-    except yaml.YAMLError:
-        return {}
-    return meta if isinstance(meta, dict) else {}
+    card = folder / CARD_FILE
+    return read_front_matter(card)[0] if card.is_file() else {}

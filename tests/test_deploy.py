@@ -2,6 +2,7 @@
 repo id at its pinned revision from a loopback Hub (olah), as it would on Spaces."""
 
 import os
+from pathlib import Path
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import pytest
 import yaml
 
 from s2s_demo import deploy
+from s2s_demo.hub import read_front_matter
 
 from .conftest import ROOT, _free_port
 from .hub_server import HubServer, commit_folder
@@ -33,12 +35,12 @@ def test_dry_run_stages_every_model_and_a_space_the_hub_accepts(staged):
                 ".gitattributes"} <= {p.name for p in folder.iterdir()}
         assert (folder / "model.safetensors").stat().st_size > deploy.MAX_PLAIN_FILE  # so LFS matters
         assert deploy.oversized_plain_files(folder) == []
-        card, _ = deploy.read_front_matter(folder / "README.md")
+        card, _ = read_front_matter(folder / "README.md")
         assert card["license"] == deploy.WEIGHTS_LICENSE
     space = out / "space"
     assert deploy.oversized_plain_files(space) == []
     assert not (space / "assets" / "models").exists()  # the weights live in the model repos
-    meta, body = deploy.read_front_matter(space / "README.md")
+    meta, body = read_front_matter(space / "README.md")
     assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py"
     assert meta["license"] == "cc-by-nc-4.0" and meta["models"] == list(revisions)
     assert body.startswith("# s2s-demo")
@@ -81,3 +83,54 @@ def test_the_space_loads_every_model_by_repo_id_from_the_hub(staged, tmp_path):
     assert sorted(row[0] for row in rows) == MODELS
     assert {(row[1], row[2]) for row in rows} == set(pinned.items())
     assert all(row[3] for row in rows)  # each translated
+
+
+class _RecordingHub:
+    """Stands in for huggingface_hub.HfApi's two calls (no Hub on loopback takes uploads)."""
+
+    calls: list = []
+
+    def __init__(self, token=None):
+        pass
+
+    def create_repo(self, repo_id, repo_type="model", **kwargs):
+        self.calls.append(("create", repo_id, repo_type, kwargs.get("space_sdk")))
+
+    def upload_folder(self, folder_path, repo_id, repo_type="model", allow_patterns=None, **kwargs):
+        self.calls.append(("upload", repo_id, repo_type, allow_patterns,
+                           (Path(folder_path) / "models.txt").read_text() if repo_type == "space" else None))
+        return type("CommitInfo", (), {"oid": f"sha-of-{repo_id.split('/')[1]}"})()
+
+
+def _two_model_folders(tmp_path):
+    models = tmp_path / "models"
+    for name in MODELS[:2]:
+        deploy.stage_model(ROOT / "assets" / "models" / name, models / name)
+        (models / name / ".gitattributes").unlink()
+    return models
+
+
+def test_push_pins_the_space_at_the_uploaded_revisions(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", _RecordingHub)
+    _RecordingHub.calls = []
+    revisions = deploy.deploy("org", tmp_path / "out", push=True, models_dir=_two_model_folders(tmp_path))
+    assert revisions == {f"org/s2s-demo-{n}": f"sha-of-s2s-demo-{n}" for n in MODELS[:2]}
+    uploads = [c for c in _RecordingHub.calls if c[0] == "upload"]
+    assert [c[1] for c in uploads] == [*revisions, "org/s2s-demo"]  # the models first, then the Space
+    assert all(".gitattributes" in c[3] for c in uploads[:-1]) and uploads[-1][3] is None
+    assert uploads[-1][4].split() == [f"{r}@{v}" for r, v in revisions.items()]
+    assert ("create", "org/s2s-demo", "space", "gradio") in _RecordingHub.calls
+
+
+def test_nothing_is_uploaded_when_a_folder_would_be_refused(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", _RecordingHub)
+    _RecordingHub.calls = []
+    models = _two_model_folders(tmp_path)
+    (models / MODELS[1] / "big.json").write_bytes(b"0" * (deploy.MAX_PLAIN_FILE + 1))  # no LFS rule for .json
+    with pytest.raises(RuntimeError, match="files over 10 MB outside LFS"):
+        deploy.deploy("org", tmp_path / "out", push=True, models_dir=models)
+    assert _RecordingHub.calls == []

@@ -17,9 +17,8 @@ import shutil
 from pathlib import Path
 
 import torch
-import yaml
 
-from s2s_demo.hub import load, push_folder
+from s2s_demo.hub import CARD_FILE, load, push_folder, write_front_matter
 from s2s_demo.runtime import tune_allocator
 from s2s_demo.settings import DecodeSettings
 
@@ -159,8 +158,7 @@ Trained on short image captions (about 12 words): it translates descriptions of 
 people, animals and everyday objects; it does poorly on anything else (news, dialogue, long
 sentences, rare names). Small data: expect errors even in domain.
 """
-    card = "---\n" + yaml.safe_dump(meta, allow_unicode=True, sort_keys=False) + "---\n\n" + body
-    (out / "README.md").write_text(card, encoding="utf-8")
+    write_front_matter(out / CARD_FILE, meta, body)
     (out / "results.json").write_text(json.dumps({"results": results, "length_penalty": alpha,
                                                   "length_penalty_val_bleu": alpha_scores,
                                                   "training": summary}, indent=2))
@@ -218,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     print(calibration.format_figures(str(out), figures))
     print(f"wrote {out}")
     if args.push:
-        print(push_folder(out, args.push))
+        print(f"uploaded to {args.push} at commit {push_folder(out, args.push)}")
 
 
 if __name__ == "__main__":
