@@ -233,7 +233,7 @@ class _Search:
         self.n_sentences = self.B
         self.sentence_ids = list(range(self.B))  # the input index of each searched sentence
         self.active: torch.Tensor | None = None  # sentence_ids as a tensor; None = all of them
-        device = _device(model)
+        device = model_device(model)
         longest = max(len(s) for s in sources)
         lengths = torch.tensor([len(s) for s in sources], device=device)
         src = torch.tensor([ids + [cfg.pad_id] * (longest - len(ids)) for ids in sources], device=device)
@@ -615,7 +615,7 @@ class _BeamRowSearch(_Search):
         return [self._backtrack(0, f, tokens, parents, raw, used) for f in best]
 
 
-def _device(model) -> torch.device:
+def model_device(model) -> torch.device:
     """Where a model's (or an engine's) tensors live."""
     device = getattr(model, "device", None)
     return device if device is not None else next(model.parameters()).device

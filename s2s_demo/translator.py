@@ -100,7 +100,7 @@ class Translator:
         search_ms = (time.perf_counter() - start) * 1000
         trace = build_trace(result, self.tokenizer, model_name=self.name, source=text,
                             source_ids=ids, settings=settings.to_dict(), timings_ms={},
-                            length_cap=settings.length_cap(len(ids)))
+                            length_cap=cap)
         trace.inference_dtype = self.engine.arithmetic
         judged = settings.method != "sample" and not settings.forced_prefix and result.hypotheses
         trace.familiarity = familiarity.measure(self.tokenizer, ids, result.hypotheses[0].token_logprobs

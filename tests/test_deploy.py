@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 
 from s2s_demo import deploy
 from s2s_demo.hub import read_front_matter

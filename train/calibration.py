@@ -131,13 +131,16 @@ def report(translator, data: dict, split: str, sample_sentences: int = 100, seed
     return figures, (log_probs, tokens)
 
 
-def write_temperature(folder: Path, temperature: float) -> Path:
-    """Set ``temperature`` in a model folder's config.json; returns its path."""
-    path = folder / CONFIG_FILE
+def store_fitted_temperature(translator, log_probs: torch.Tensor, tokens: torch.Tensor) -> float:
+    """Fit the temperature on teacher-forced rows of ``translator`` (its own temperature already
+    applied), multiply it into the model's one and write that into its folder's config.json;
+    returns the new temperature. The loaded ``translator`` itself is left as it was."""
+    temperature = round(translator.model.config.temperature * fit_temperature(log_probs, tokens), 4)
+    path = Path(translator.folder) / CONFIG_FILE
     config = ModelConfig.load(path)
     config.temperature = temperature
     config.save(path)
-    return path
+    return temperature
 
 
 CARD_SECTION = "## Calibration"
@@ -218,16 +221,13 @@ def main(argv: list[str] | None = None) -> None:
     figures, (log_probs, tokens) = report(translator, data, args.split, args.sample_sentences, args.seeds, args.limit)
     print(json.dumps(figures) if args.json else format_figures(args.model, figures))
     if args.fit:
-        temperature = round(cfg.temperature * fit_temperature(log_probs, tokens), 4)
-        path = write_temperature(Path(translator.folder), temperature)
-        print(f"fitted temperature {temperature} (was {cfg.temperature}) -> {path}")
-        refit = load(translator.folder, inference_dtype=args.dtype)
-        figures, _ = report(refit, data, args.split, args.sample_sentences, args.seeds, args.limit)
+        temperature = store_fitted_temperature(translator, log_probs, tokens)
+        print(f"fitted temperature {temperature} (was {cfg.temperature}) -> {translator.folder}/{CONFIG_FILE}")
+        translator = load(translator.folder, inference_dtype=args.dtype)  # the calibrated model
+        figures, _ = report(translator, data, args.split, args.sample_sentences, args.seeds, args.limit)
         print(json.dumps(figures) if args.json else format_figures(f"{args.model} (T {temperature})", figures))
     if args.record:
-        text = read_split(data, args.split)
-        thresholds = familiarity_thresholds(load(translator.folder, inference_dtype=args.dtype),
-                                            text.source[: args.limit])
+        thresholds = familiarity_thresholds(translator, read_split(data, args.split).source[: args.limit])
         record(Path(translator.folder), figures, thresholds)
         print(f"familiarity thresholds: {thresholds.to_dict()}")
         print(f"recorded in {translator.folder}/results.json and {CARD_FILE}")

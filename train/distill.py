@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from s2s_demo.decoding import model_device
 from s2s_demo.hub import INFERENCE_DTYPE_CHOICES, ModelLoadError, load
 from s2s_demo.model import DecoderState
 from s2s_demo.settings import DecodeSettings
@@ -54,7 +55,7 @@ class Ensemble:
             raise ValueError("an ensemble needs at least one model")
         self.members = list(models)
         self.config = models[0].config
-        self.device = torch.device("cpu")
+        self.device = model_device(models[0])
         for model in models[1:]:
             if model.config.tgt_vocab_size != self.config.tgt_vocab_size:
                 raise ValueError("the ensemble's models have target vocabularies of different sizes")

@@ -55,8 +55,7 @@ def fit_temperature(translator, config: dict):
     and return the folder loaded again (so everything measured after sees the calibrated model)."""
     valid = read_split(config["data"], config["data"]["valid_split"])
     log_probs, tokens = calibration.reference_log_probs(translator, valid.source, valid.target)
-    temperature = round(translator.model.config.temperature * calibration.fit_temperature(log_probs, tokens), 4)
-    calibration.write_temperature(Path(translator.folder), temperature)
+    temperature = calibration.store_fitted_temperature(translator, log_probs, tokens)
     print(f"  fitted temperature on val: {temperature}", flush=True)
     return load(translator.folder)
 
