@@ -151,8 +151,10 @@ def _encoder_for(encoder: nn.LSTM, arithmetic: str) -> nn.Module:
     dtype = torch.float16 if arithmetic == "float16" else torch.qint8
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return torch.ao.quantization.quantize_dynamic(nn.Sequential(copy.deepcopy(encoder)),
-                                                      {nn.LSTM}, dtype=dtype)[0]
+        # inplace swaps the module inside this new Sequential only: ``encoder`` itself is untouched,
+        # and no second copy of its weights is made before they are packed
+        return torch.ao.quantization.quantize_dynamic(nn.Sequential(encoder), {nn.LSTM}, dtype=dtype,
+                                                      inplace=True)[0]
 
 
 def step_products(model: Seq2Seq) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
