@@ -140,7 +140,7 @@ def print_breakdown(translator, texts: list[str]) -> None:
 # the ops that multiply by weights: the decoding step's products (s2s_demo.inference) and the encoder
 MATRIX_OPS = ("mkldnn::_linear_pointwise", "aten::mkldnn_rnn_layer", "aten::addmm", "aten::mm",
               "aten::linear", "quantized::linear_dynamic_fp16", "quantized::linear_dynamic",
-              "quantized::quantized_lstm", "aten::quantized_lstm")
+              "aten::quantized_lstm")
 
 
 def print_profile(translator, texts: list[str]) -> None:
