@@ -90,6 +90,8 @@ class Trace:
     # the best hypothesis ran into the length cap: its last step's EOS was forced by the cap
     # (the model would have written more), so the translation is cut short
     length_capped: bool = False
+    # the node ids of the best hypothesis in beam_nodes, from the start node 0 to its EOS
+    best_path: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return _finite(asdict(self))
@@ -162,4 +164,5 @@ def build_trace(result: SearchResult, tokenizer: TokenizerPair, *, model_name: s
     return Trace(model=model_name, source=source, source_pieces=tokenizer.source_pieces(source_ids),
                  settings=settings, translation=hyps[0].text if hyps else "", steps=steps,
                  hypotheses=hyps, beam_nodes=nodes, seed=result.seed,
-                 target_vocab_size=tokenizer.tgt_vocab_size, timings_ms=timings_ms, length_capped=capped)
+                 target_vocab_size=tokenizer.tgt_vocab_size, timings_ms=timings_ms, length_capped=capped,
+                 best_path=list(result.best_path))

@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from s2s_demo.decoding import (_BeamRowSearch, _entropy, _Recorder, _RowSearch, _Search, length_normalizer,
-                                search, translate_ids)
+from s2s_demo.decoding import length_normalizer, search, translate_ids
+from s2s_demo.recording import Recorder, entropy
 from s2s_demo.model import sequence_log_prob
 from s2s_demo.settings import DecodeSettings, SettingsError
 
@@ -123,8 +123,8 @@ def test_entropy_skips_removed_tokens_and_underflow():
     rows[0] = torch.log_softmax(rows[0], -1)
     probs = rows.double().exp()
     expected = -(probs * rows.double().nan_to_num(neginf=0.0)).sum(-1)
-    torch.testing.assert_close(_entropy(rows), expected.float(), atol=1e-6, rtol=1e-5)
-    assert torch.isfinite(_entropy(rows)).all()
+    torch.testing.assert_close(entropy(rows), expected.float(), atol=1e-6, rtol=1e-5)
+    assert torch.isfinite(entropy(rows)).all()
 
 
 def test_sampling_distribution_sums_to_one(random_translator, toy_sentences):
@@ -241,16 +241,12 @@ def test_done_sentences_leaving_the_batch_change_no_result(translator, toy_sente
     import s2s_demo.decoding as decoding
 
     monkeypatch.setattr(decoding, "DROP_FRACTION", drop_fraction)
-    drops = []
-    original = _Search._drop_done
-    monkeypatch.setattr(_Search, "_drop_done", lambda self: (drops.append(self.B), original(self))[1])
     model = translator.model  # the random one runs to each sentence's length cap
     sources = [translator.source_ids(t) for t in toy_sentences[:8]]
+    assert len({len(s) for s in sources}) > 1  # different caps: sentences end at different steps
     batched = search(model, sources, settings)
-    assert (len(drops) > 0) == (drop_fraction > 0)
     for source, result in zip(sources, batched):
-        with torch.inference_mode():
-            alone = _Search(model, [source], settings, record=False).run()[0]
+        alone = search(model, [source], settings)[0]
         assert len(result.hypotheses) == len(alone.hypotheses) > 0
         for a, b in zip(result.hypotheses, alone.hypotheses):
             assert a.tokens == b.tokens and a.slots == b.slots
@@ -281,7 +277,7 @@ def test_recording_over_the_memory_budget_gives_the_same_trace(translator, toy_s
     ids = translator.source_ids(toy_sentences[1])
     held = search(translator.model, [ids], settings, record=True)[0]
     # a budget of one step's distributions summarises every step for all rows as it goes
-    monkeypatch.setattr(_Recorder, "BUDGET", 1)
+    monkeypatch.setattr(Recorder, "BUDGET", 1)
     summarised = search(translator.model, [ids], settings, record=True)[0]
     assert summarised.hypotheses == held.hypotheses and summarised.nodes == held.nodes
     assert len(summarised.steps) == len(held.steps) > 0
@@ -301,35 +297,39 @@ def test_recording_over_the_memory_budget_gives_the_same_trace(translator, toy_s
     DecodeSettings(method="beam", beam_size=3, min_length=4, max_length=7, no_repeat_ngram_size=2,
                    ban_unk=False, length_penalty=0.0),
     DecodeSettings(method="beam", beam_size=2, n_best=2, forced_prefix=(7, 9), length_penalty=1.5),
-    DecodeSettings(method="beam", beam_size=1, length_penalty_type="average", length_penalty=1.0),
 ])
-@pytest.mark.parametrize("record", [False, True])
-def test_single_row_search_equals_the_batched_search(translator, toy_sentences, settings, record):
-    """One sentence takes a list-based path (_RowSearch for greedy and sampling,
-    _BeamRowSearch for beam search); it must give what the general (B, W)-tensor search
-    gives: hypotheses, log-probs, recorded steps and tree."""
+def test_recording_changes_no_result_and_the_best_path_is_the_best_hypothesis(translator, toy_sentences,
+                                                                              settings):
+    """A recorded search finds what an unrecorded one finds; its tree's best path runs from
+    the start node through the best hypothesis' tokens to a finished node, each node the
+    child of the one before, with the hypothesis' cumulative log-prob at the end."""
     model = translator.model
-    kind = _BeamRowSearch if settings.method == "beam" else _RowSearch
     for text in toy_sentences[:4]:
         ids = [translator.source_ids(text)]
-        with torch.inference_mode():
-            fast = kind(model, ids, settings, record).run()[0]
-            general = _Search(model, ids, settings, record).run()[0]
-        assert len(fast.hypotheses) == len(general.hypotheses) >= 1
-        for a, b in zip(fast.hypotheses, general.hypotheses):
-            assert a.tokens == b.tokens and a.slots == b.slots
-            # the scalar path sums in float64, the tensor path in float32
-            assert a.token_logprobs == pytest.approx(b.token_logprobs, abs=1e-5)
-            assert a.used_logprobs == pytest.approx(b.used_logprobs, abs=1e-5, nan_ok=True)
-            assert (a.logprob, a.score) == pytest.approx((b.logprob, b.score), rel=1e-5, abs=1e-4)
-        assert fast.seed == general.seed
-        a = fast.hypotheses[0]
-        assert len(fast.steps) == len(general.steps) == (len(a.tokens) if record else 0)
-        for x, y in zip(fast.steps, general.steps):
-            assert torch.equal(x.raw_top[1], y.raw_top[1]) and torch.equal(x.used_top[1], y.used_top[1])
-            assert x.used_entropy == pytest.approx(y.used_entropy, abs=1e-5) and x.forced == y.forced
-        assert [{**n, "score": pytest.approx(n["score"], rel=1e-5, abs=1e-4)} for n in general.nodes] == fast.nodes
-        assert bool(fast.nodes) == record
+        plain, recorded = search(model, ids, settings)[0], search(model, ids, settings, record=True)[0]
+        assert [h.tokens for h in plain.hypotheses] == [h.tokens for h in recorded.hypotheses]
+        assert plain.seed == recorded.seed
+        best = recorded.hypotheses[0]
+        by_id = {n["id"]: n for n in recorded.nodes}
+        path = [by_id[i] for i in recorded.best_path[1:]]
+        assert recorded.best_path[0] == 0 and [n["token_id"] for n in path] == best.tokens
+        assert [n["step"] for n in path] == list(range(len(best.tokens)))
+        assert [n["parent"] for n in path] == recorded.best_path[:-1]
+        assert [n["status"] for n in path] == ["kept"] * (len(path) - 1) + ["finished"]
+        assert path[-1]["score"] == pytest.approx(best.logprob, abs=1e-4)
+        assert len(recorded.steps) == len(best.tokens)
+
+
+def test_a_forced_step_uses_only_the_forced_token(peaked_translator, toy_sentences):
+    """At a forced step the method's distribution is the forced token alone (p = 1), and the
+    model's mass on every other token is what forcing cut."""
+    trace = peaked_translator.translate(toy_sentences[0], DecodeSettings(method="beam", beam_size=3,
+                                                                         forced_prefix=(7,)))
+    step = trace.steps[0]
+    assert step.forced and step.token_id == 7
+    assert [c.token_id for c in step.top] == [7] and step.prob == pytest.approx(1.0)
+    assert step.cut_mass == pytest.approx(1.0 - step.model_prob, abs=1e-5)
+    assert not trace.steps[1].forced and len(trace.steps[1].top) > 1
 
 
 def test_trace_of_a_model_without_attention(toy_tokenizer, toy_sentences):

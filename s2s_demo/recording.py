@@ -1,0 +1,140 @@
+"""What a recorded search keeps of one sentence: per-step distributions, attention and the
+search tree, turned into the best hypothesis' StepRecords and numbered tree nodes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+NEG_INF = float("-inf")
+
+
+@dataclass
+class StepRecord:
+    """One step of the best hypothesis of a recorded search.
+
+    ``raw_top``/``used_top``: (values (n,) log-probs, ids (n,)) of the model's softmax and
+    of the distribution the method used (the processors' output), at the beam row the best
+    hypothesis came from; ``raw_entropy``/``used_entropy``: their entropies; ``attention``:
+    (S,) or None; ``cut_mass``: the model's probability mass on the tokens the method could
+    not pick (banned, forced away, or removed by top-k / top-p).
+    """
+
+    raw_top: tuple[torch.Tensor, torch.Tensor]
+    used_top: tuple[torch.Tensor, torch.Tensor]
+    raw_entropy: float
+    used_entropy: float
+    attention: torch.Tensor | None
+    forced: bool
+    cut_mass: float = 0.0
+
+
+def entropy(log_probs: torch.Tensor) -> torch.Tensor:
+    """(..., V) normalised log-probs -> (...,) entropy in nats (0 * log 0 counts as 0)."""
+    # softmax of log-probs is their exp, but its kernel runs ~1.4x faster than exp's on
+    # decoding's rows (-inf and deep underflow included); 0 * -inf is NaN, which nansum skips
+    return -torch.softmax(log_probs, dim=-1).mul_(log_probs).nansum(-1)
+
+
+class Recorder:
+    """Per-step distributions, attention and search-tree candidates of one sentence.
+
+    A step only keeps references to tensors the search computed anyway; the top-n and
+    entropies are computed when the search ends, for the best hypothesis' rows only, in
+    one batched topk. Should the held distributions pass ``budget`` floats (long outputs
+    with wide beams), the held steps are summarised for all rows at once to free them.
+    """
+
+    BUDGET = 8_000_000
+
+    def __init__(self, top_n: int, width: int, budget: int | None = None) -> None:
+        self.top_n, self.width = top_n, width
+        self.budget = self.BUDGET if budget is None else budget
+        self.held: list[tuple[torch.Tensor, torch.Tensor]] = []  # raw, used (W, V) per step
+        self.summaries: list[tuple[torch.Tensor, ...]] = []      # per step, when over budget
+        self.held_floats = 0
+        self.attention: list[torch.Tensor | None] = []
+        self.forced: list[bool] = []
+        self.candidates: list[tuple[torch.Tensor, ...]] = []
+
+    def add(self, raw, used, attn, forced: bool, candidates: tuple[torch.Tensor, ...]) -> None:
+        """raw/used (W, V), attn (W, S) or None; candidates: parents, tokens, scores, valid,
+        finishing (each (1, C)) and chosen, alive_ok (each (1, W))."""
+        self.held.append((raw, used))
+        self.attention.append(attn)
+        self.forced.append(forced)
+        self.candidates.append(candidates)
+        self.held_floats += 2 * raw.numel()
+        if self.held_floats > self.budget:
+            self._summarise_held()
+
+    def _summarise(self, raws: list[torch.Tensor], useds: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """k raw and k used (..., V) rows -> top values, ids (2, k, ..., n), entropies (2, k, ...)
+        and the raw mass of the tokens the used distribution excludes (k, ...)."""
+        both = torch.stack(raws + useds)  # one copy of the rows: (2k, ..., V)
+        both = both.view(2, len(raws), *both.shape[1:])
+        top = both.topk(min(self.top_n, both.size(-1)), dim=-1)
+        cut = both[0].exp().masked_fill(both[1] > NEG_INF, 0.0).sum(-1)
+        return top.values, top.indices, entropy(both), cut
+
+    def _summarise_held(self) -> None:
+        raws, useds = zip(*self.held)
+        values, ids, entropies, cut = self._summarise(list(raws), list(useds))  # (2, k, W, n)
+        self.summaries.extend((values[:, i], ids[:, i], entropies[:, i], cut[i]) for i in range(len(raws)))
+        self.held, self.held_floats = [], 0
+
+    def path_steps(self, slots: list[int]) -> list[StepRecord]:
+        """StepRecords of the hypothesis whose token t came from beam row ``slots[t]``."""
+        done = len(self.summaries)
+        parts = [(v[:, slot], i[:, slot], e[:, slot], c[slot])
+                 for (v, i, e, c), slot in zip(self.summaries, slots)]
+        rest = slots[done:]
+        if rest:
+            raw = [self.held[t][0][slot] for t, slot in enumerate(rest)]  # k rows (V,)
+            used = [self.held[t][1][slot] for t, slot in enumerate(rest)]
+            values, ids, entropies, cut = self._summarise(raw, used)  # (2, k, n), (2, k), (k,)
+            # unbind: one op for all steps' views instead of an index op per step
+            parts.extend(zip(values.unbind(1), ids.unbind(1), entropies.unbind(1), cut.unbind(0)))
+        records = []
+        for t, ((values, ids, entropies, cut), slot) in enumerate(zip(parts, slots)):
+            attn = self.attention[t]
+            raw_entropy, used_entropy = entropies.tolist()
+            (raw_values, used_values), (raw_ids, used_ids) = values, ids
+            records.append(StepRecord((raw_values, raw_ids), (used_values, used_ids), raw_entropy,
+                                      used_entropy, attn[slot] if attn is not None else None,
+                                      self.forced[t], float(cut)))
+        return records
+
+    def tree(self, slots: list[int], last_candidate: int | None) -> tuple[list[dict], list[int]]:
+        """The search tree and the best hypothesis' path through it.
+
+        Every valid candidate becomes a node (node 0 is the start) linked to its parent's
+        node. ``slots`` (the beam rows the best hypothesis' tokens came from) and
+        ``last_candidate`` (the candidate index of its EOS at the last step; None when no
+        hypothesis finished) give the path: node ids from 0 to that EOS's node.
+        """
+        if not self.candidates:
+            return [], []
+        parents, tokens, scores, valid, finishing, chosen, alive_ok = (
+            torch.cat(col).tolist() for col in zip(*self.candidates))
+        nodes, node_of_slot, node_of_candidate, next_id = [], [0] * self.width, {}, 1
+        for t in range(len(parents)):
+            slot_of = {c: slot for slot, (c, ok) in enumerate(zip(chosen[t], alive_ok[t])) if ok}
+            new_nodes = [0] * self.width
+            for c, ok in enumerate(valid[t]):
+                if not ok:
+                    continue
+                status = "finished" if finishing[t][c] else "kept" if c in slot_of else "pruned"
+                nodes.append({"id": next_id, "parent": node_of_slot[parents[t][c]], "step": t,
+                              "token_id": tokens[t][c], "score": scores[t][c], "status": status})
+                node_of_candidate[t, c] = next_id
+                if c in slot_of:
+                    new_nodes[slot_of[c]] = next_id
+                next_id += 1
+            node_of_slot = new_nodes
+        if last_candidate is None:
+            return nodes, []
+        # token t < T was kept at step t into the row token t + 1 came from
+        path = [node_of_candidate[t, chosen[t][slots[t + 1]]] for t in range(len(slots) - 1)]
+        return nodes, [0] + path + [node_of_candidate[len(slots) - 1, last_candidate]]
