@@ -1,7 +1,9 @@
 """Command line.
 
 ``python -m s2s_demo translate --model assets/models/de-en [FILE]`` reads one sentence per line
-from FILE (or standard input) and writes one translation per line, batched, without traces.
+from FILE (or standard input) and writes one translation per line, batched, without traces; a
+line it cannot translate (too long, say) gives an empty line and its reason on standard error,
+and ``--strict`` makes that exit with status 1.
 ``python -m s2s_demo deploy --owner NAME --out DIR [--push]`` stages (and uploads) the shipped
 models as Hub model repos and the app as a Space (see s2s_demo/deploy.py).
 """
@@ -28,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--beam-size", type=int, default=5)
     tr.add_argument("--length-penalty", type=float, help="default: the model card's tuned value")
     tr.add_argument("--batch-size", type=int, default=64)
+    tr.add_argument("--strict", action="store_true",
+                    help="exit with status 1 when a line could not be translated (default: 0)")
     tr.add_argument("--dtype", choices=INFERENCE_DTYPE_CHOICES, default="float32",
                     help="what decoding multiplies in: float32 (exact), bfloat16, float16, int8 or "
                          "auto (see s2s_demo/inference.py)")
@@ -54,9 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     stream = open(args.file, encoding="utf-8") if args.file else sys.stdin
     with stream:
         lines = [line.rstrip("\n") for line in stream]
-    for line in translator.translate_batch(lines, settings, batch_size=args.batch_size):
+    outputs = translator.translate_batch(lines, settings, batch_size=args.batch_size)
+    for line in outputs:
         print(line)
-    return 0
+    for index, reason in sorted(outputs.errors.items()):
+        print(f"line {index + 1} not translated: {reason}", file=sys.stderr)
+    return 1 if args.strict and outputs.errors else 0
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from . import familiarity
-from .decoding import search, translate_ids
+from .decoding import Hypothesis, search, translate_ids
 from .hub import CARD_FILE, read_front_matter
 from .inference import InferenceEngine
 from .model import Seq2Seq
@@ -21,6 +21,15 @@ MAX_SOURCE_TOKENS = 200
 
 class InputError(ValueError):
     """Text that cannot be translated; the message is meant for the person who typed it."""
+
+
+class BatchTranslations(list):
+    """``translate_batch``'s translations, one string per input text ("" where it could not
+    translate one), and ``errors``: input index -> why that text was not translated."""
+
+    def __init__(self, translations: list[str], errors: dict[int, str]) -> None:
+        super().__init__(translations)
+        self.errors = errors
 
 
 class Translator:
@@ -86,16 +95,21 @@ class Translator:
             ids.append(token)
         return settings.replace(forced_prefix=tuple(ids))
 
-    def translate(self, text: str, settings: DecodeSettings | None = None) -> Trace:
-        """Decode one sentence and record everything the demo shows."""
-        settings = self.resolve_prefix(settings or self.default_settings())
-        start = time.perf_counter()
-        ids = self.source_ids(text)
+    def check_prefix(self, settings: DecodeSettings, ids: list[int]) -> None:
+        """A forced prefix must end before the output's length cap for a source of ``ids``."""
         cap = settings.length_cap(len(ids))
         if len(settings.forced_prefix) >= cap:  # the search would stop before the prefix ends
             raise SettingsError("forced_prefix", f"has {len(settings.forced_prefix)} tokens, but this output may "
                                 f"have at most {cap - 1} before its end (max_length {settings.max_length}, "
                                 f"{len(ids)} source pieces)")
+
+    def translate(self, text: str, settings: DecodeSettings | None = None) -> Trace:
+        """Decode one sentence and record everything the demo shows."""
+        settings = self.resolve_prefix(settings or self.default_settings())
+        start = time.perf_counter()
+        ids = self.source_ids(text)
+        self.check_prefix(settings, ids)
+        cap = settings.length_cap(len(ids))
         result = search(self.engine, [ids], settings, record=True)[0]
         search_ms = (time.perf_counter() - start) * 1000
         trace = build_trace(result, self.tokenizer, model_name=self.name, source=text,
@@ -109,17 +123,38 @@ class Translator:
                             "total_ms": round((time.perf_counter() - start) * 1000, 2)}
         return trace
 
+    def best_hypothesis(self, text: str, settings: DecodeSettings | None = None) -> tuple[Hypothesis, float]:
+        """The best hypothesis of ``text`` under ``translate``'s checks, without a trace, and
+        the milliseconds its search took."""
+        settings = self.resolve_prefix(settings or self.default_settings())
+        start = time.perf_counter()
+        ids = self.source_ids(text)
+        self.check_prefix(settings, ids)
+        result = search(self.engine, [ids], settings)[0]
+        return result.hypotheses[0], (time.perf_counter() - start) * 1000
+
     def translate_batch(self, texts: list[str], settings: DecodeSettings | None = None,
-                        batch_size: int = 64) -> list[str]:
-        """Best translation of each text (no traces); empty input lines give empty output."""
-        settings = settings or self.default_settings()
-        clean = [normalize_text(t) for t in texts]
-        todo = [i for i, t in enumerate(clean) if t]
-        sources = [self.tokenizer.encode_source(clean[i])[:MAX_SOURCE_TOKENS] for i in todo]
+                        batch_size: int = 64) -> BatchTranslations:
+        """Best translation of each text (no traces), under ``translate``'s input checks: a text
+        it would refuse gets "" and its reason in ``.errors``; an empty text gets "" quietly
+        (so that blank lines of a file stay blank)."""
+        settings = self.resolve_prefix(settings or self.default_settings())
+        todo, sources, errors = [], [], {}
+        for i, text in enumerate(texts):
+            if isinstance(text, str) and not normalize_text(text):
+                continue
+            try:
+                ids = self.source_ids(text)
+                self.check_prefix(settings, ids)
+            except (InputError, SettingsError) as err:
+                errors[i] = str(err)
+                continue
+            todo.append(i)
+            sources.append(ids)
         outputs = [""] * len(texts)
         for i, ids in zip(todo, translate_ids(self.engine, sources, settings, batch_size)):
             outputs[i] = self.tokenizer.decode_target(ids)
-        return outputs
+        return BatchTranslations(outputs, errors)
 
 
 def read_results(folder: Path | None) -> dict:
