@@ -9,6 +9,14 @@ METHODS = ("greedy", "sample", "beam")
 LENGTH_PENALTY_TYPES = ("gnmt", "average")
 MAX_BEAM_SIZE = 16
 MAX_LENGTH_LIMIT = 512
+# The allowed range of each numeric setting, checked here and used as the page's slider limits.
+# Temperatures beyond 5 spread a step's mass almost evenly over the vocabulary: nothing to see.
+BOUNDS = {
+    "temperature": (0.05, 5.0), "top_k": (0, 1_000_000), "top_p": (0.01, 1.0),
+    "beam_size": (1, MAX_BEAM_SIZE), "length_penalty": (0.0, 5.0), "max_length": (1, MAX_LENGTH_LIMIT),
+    "min_length": (0, MAX_LENGTH_LIMIT), "max_length_ratio": (0.1, 10.0), "no_repeat_ngram_size": (0, 10),
+    "record_top_n": (1, 100), "seed": (0, 2**63 - 1),
+}
 
 
 # The page's top-k when a visitor picks sampling (the API's default stays 0, the model's own
@@ -62,33 +70,37 @@ class DecodeSettings:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise SettingsError("method", f"must be one of {METHODS}, got {self.method!r}")
-        self._check_number("temperature", lambda v: v > 0 and v <= 100, "must be > 0 and <= 100")
-        self._check_int("top_k", 0, 1_000_000, "0 turns it off")
-        self._check_number("top_p", lambda v: 0 < v <= 1, "must be in (0, 1]")
-        self._check_int("beam_size", 1, MAX_BEAM_SIZE)
+        self._check_number("temperature")
+        self._check_int("top_k", note="0 turns it off")
+        self._check_number("top_p")
+        self._check_int("beam_size")
         self._check_int("n_best", 1, self.beam_size, "n_best must not exceed beam_size")
-        self._check_number("length_penalty", lambda v: 0 <= v <= 5, "must be in [0, 5]")
+        self._check_number("length_penalty", note="0 turns it off")
         if self.length_penalty_type not in LENGTH_PENALTY_TYPES:
             raise SettingsError("length_penalty_type", f"must be one of {LENGTH_PENALTY_TYPES}")
-        self._check_int("max_length", 1, MAX_LENGTH_LIMIT)
+        self._check_int("max_length")
         self._check_int("min_length", 0, self.max_length, "must not exceed max_length")
-        self._check_number("max_length_ratio", lambda v: 0 < v <= 10, "must be in (0, 10]")
-        self._check_int("no_repeat_ngram_size", 0, 10, "0 turns it off")
+        self._check_number("max_length_ratio")
+        self._check_int("no_repeat_ngram_size", note="0 turns it off")
         if self.seed is not None:
-            self._check_int("seed", 0, 2**63 - 1)
-        self._check_int("record_top_n", 1, 100)
+            self._check_int("seed")
+        self._check_int("record_top_n")
         if isinstance(self.forced_prefix, (str, bytes)) or not isinstance(self.forced_prefix, (list, tuple)):
             raise SettingsError("forced_prefix", "must be a list of token ids or pieces")
         object.__setattr__(self, "forced_prefix", tuple(self.forced_prefix))
         if len(self.forced_prefix) >= self.max_length:
             raise SettingsError("forced_prefix", "must be shorter than max_length")
 
-    def _check_number(self, name: str, ok, message: str) -> None:
+    def _check_number(self, name: str, note: str = "") -> None:
+        low, high = BOUNDS[name]
         value = getattr(self, name)
-        if not _is_number(value) or not ok(value):
-            raise SettingsError(name, f"{message}, got {value!r}")
+        if not _is_number(value) or not low <= value <= high:
+            extra = f" ({note})" if note else ""
+            raise SettingsError(name, f"must be a number in [{low}, {high}]{extra}, got {value!r}")
 
-    def _check_int(self, name: str, low: int, high: int, note: str = "") -> None:
+    def _check_int(self, name: str, low: int | None = None, high: int | None = None, note: str = "") -> None:
+        if low is None:
+            low, high = BOUNDS[name]
         value = getattr(self, name)
         if isinstance(value, float) and value.is_integer():
             value = int(value)

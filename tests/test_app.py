@@ -1,6 +1,7 @@
 """The demo through its API, as gradio_client sees it, on a loopback server."""
 
 import concurrent.futures
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ from s2s_demo.inference import unsupported_reason
 from s2s_demo.settings import DecodeSettings
 from s2s_demo.translator import Translator
 from s2s_demo.ui.blocks import build_demo, compare_request
+from s2s_demo.ui.request import Request
 from s2s_demo.ui.registry import ModelRegistry
 
 from .conftest import ROOT, make_model
@@ -116,10 +118,21 @@ def test_compare_keeps_to_the_models_that_read_the_language(toy_tokenizer, toy_s
     assert registry.same_source(fr) == [fr]
     assert registry.same_source(None) == [de_attn, de_plain]
     greedy = DecodeSettings(method="greedy")
-    rows = compare_request(registry, toy_sentences[0], de_plain, method="greedy")
+    rows = compare_request(registry, Request(toy_sentences[0], de_plain, method="greedy"))
     assert [r["model"] for r in rows] == [de_plain, de_attn]
     assert [r["translation"] for r in rows] == [registry.get(n).translate(toy_sentences[0], greedy).translation
                                                 for n in (de_plain, de_attn)]
+    # both write the same language, so their scores rank them against each other
+    assert sorted(r["rank"] for r in rows) == [1, 2]
+    assert rows[0]["rank"] == (1 if rows[0]["score"] >= rows[1]["score"] else 2)
+
+
+def test_compare_ranks_only_models_of_the_same_target_language(toy_tokenizer, toy_sentences):
+    registry = ModelRegistry([Translator(make_model(toy_tokenizer, seed=1), toy_tokenizer),
+                              Translator(make_model(toy_tokenizer, seed=2, tgt_lang="fr"), toy_tokenizer)])
+    rows = compare_request(registry, Request(toy_sentences[0], None, method="greedy"))
+    assert [r["tgt_lang"] for r in rows] == ["en", "fr"]
+    assert [r["rank"] for r in rows] == [1, 1]  # each is alone in its language: nothing to rank against
 
 
 BAD_REQUESTS = [
@@ -214,11 +227,11 @@ def test_bad_inference_dtype_setting_is_named():
 def test_status_line_names_the_seed_of_a_sample_and_a_length_cap(registry, toy_sentences):
     from s2s_demo.ui.blocks import _timing, translate_request
 
-    sampled = translate_request(registry, toy_sentences[0], None, method="sample", seed=None)
+    sampled = translate_request(registry, Request(toy_sentences[0], None, method="sample", seed=None))
     assert sampled["seed"] is not None and f"seed {sampled['seed']}" in _timing(sampled)
-    again = translate_request(registry, toy_sentences[0], None, method="sample", seed=sampled["seed"])
+    again = translate_request(registry, Request(toy_sentences[0], None, method="sample", seed=sampled["seed"]))
     assert again["translation"] == sampled["translation"]  # the shown seed reproduces the sample
-    beam = translate_request(registry, toy_sentences[0], None, method="beam")
+    beam = translate_request(registry, Request(toy_sentences[0], None, method="beam"))
     assert "seed" not in _timing(beam)
     assert "length cap" in _timing({**beam, "length_capped": True})
     assert "length cap" not in _timing({**beam, "length_capped": False})
@@ -227,9 +240,9 @@ def test_status_line_names_the_seed_of_a_sample_and_a_length_cap(registry, toy_s
 def test_a_forced_prefix_given_as_one_string_is_one_piece(registry, toy_sentences):
     from s2s_demo.ui.blocks import translate_request
 
-    plain = translate_request(registry, toy_sentences[0], "toy-attn", method="greedy")
+    plain = translate_request(registry, Request(toy_sentences[0], "toy-attn", method="greedy"))
     piece = plain["steps"][1]["piece"]  # a real target piece, forced at step 0
-    forced = translate_request(registry, toy_sentences[0], "toy-attn", method="greedy", forced_prefix=piece)
+    forced = translate_request(registry, Request(toy_sentences[0], "toy-attn", method="greedy", forced_prefix=piece))
     assert forced["steps"][0]["piece"] == piece and forced["steps"][0]["forced"]
     assert not forced["steps"][1]["forced"]
 
@@ -241,3 +254,35 @@ def test_a_refused_request_logs_no_traceback(client, toy_sentences, capfd):
     translate(client, toy_sentences[0], model="toy-attn")  # served after it, and the log is flushed by then
     out, err = capfd.readouterr()
     assert "Traceback" not in out + err
+
+
+def test_the_api_page_describes_every_parameter(client):
+    from s2s_demo.ui.request import PARAMETER_DOCS
+
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    everything = [f.name for f in dataclasses.fields(Request)]
+    for name, fields in (("/translate", everything), ("/compare", everything[:-1])):
+        endpoint = endpoints[name]
+        assert [p["parameter_name"] for p in endpoint["parameters"]] == fields
+        for field in fields:
+            assert f"{field}: {PARAMETER_DOCS[field]}" in endpoint["description"]
+    assert "[0.05, 5.0]" in endpoints["/translate"]["description"]  # DecodeSettings' own bounds
+    assert "[translation, trace]" in endpoints["/translate"]["description"]
+
+
+def test_what_if_redecodes_with_the_settings_of_the_translation_it_changes(registry, toy_sentences):
+    """The page's what-if asks for the model and settings the trace was made with, whatever
+    the controls say now (a beam original is continued by beam search, not greedy)."""
+    from s2s_demo.ui.blocks import _same_request, translate_request
+
+    original = translate_request(registry, Request(toy_sentences[1], "toy-attn", method="beam", beam_size=3,
+                                                   length_penalty=0.4, max_length=30))
+    alternative = original["steps"][1]["model_top"][1]["token_id"]
+    prefix = original["hypotheses"][0]["token_ids"][:1] + [alternative]
+    request = _same_request(original, prefix)
+    assert (request.model, request.method, request.beam_size, request.length_penalty, request.max_length) == \
+        ("toy-attn", "beam", 3, 0.4, 30)
+    forced = translate_request(registry, request)
+    assert forced["hypotheses"][0]["token_ids"][:2] == prefix
+    assert {k: forced["settings"][k] for k in ("method", "beam_size", "length_penalty")} == \
+        {"method": "beam", "beam_size": 3, "length_penalty": 0.4}

@@ -41,3 +41,22 @@ def test_overview_labels_escape_html_from_the_model():
 def test_overview_of_an_empty_trace_says_so():
     fig = render.steps_overview_plot({"steps": [], "target_vocab_size": 8000})
     assert "No steps" in fig.layout.annotations[0].text
+
+
+def test_beam_tree_numbers_steps_as_the_step_selector_and_stacks_kept_nodes_first(random_translator,
+                                                                                   toy_sentences):
+    from s2s_demo.settings import DecodeSettings
+
+    trace = random_translator.translate(toy_sentences[1], DecodeSettings(method="beam", beam_size=3)).to_dict()
+    fig = render.beam_tree_plot(trace)
+    best = next(d for d in fig.data if d.name == "best")
+    # the start node at -1, then one x per output token: the trace's own step numbers
+    assert list(best.x) == [-1] + [s["step"] for s in trace["steps"]]
+    y = {}
+    for d in fig.data:
+        if d.name in ("kept", "finished", "pruned"):
+            for x, yy in zip(d.x, d.y):
+                y.setdefault((x, d.name), []).append(yy)
+    for (x, status), ys in y.items():
+        if status == "pruned" and (x, "kept") in y:
+            assert max(ys) < min(y[x, "kept"])  # every pruned node below every kept one

@@ -3,15 +3,17 @@ the trace dict it returns; the API endpoint returns that same dict."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 
 import gradio as gr
 
-from ..settings import PAGE_SAMPLING_TOP_K, DecodeSettings, SettingsError
+from ..settings import BOUNDS, PAGE_SAMPLING_TOP_K, DecodeSettings, SettingsError
 from ..translator import MAX_CHARS, InputError
 from . import render
 from .registry import ModelRegistry, UnknownModelError
+from .request import CONTROLS, Request, api_description, api_function
 
 log = logging.getLogger(__name__)
 DEFAULTS = DecodeSettings()
@@ -30,49 +32,42 @@ class RequestError(ValueError):
     """A request that cannot be served; the message is shown to the visitor."""
 
 
-def translate_request(registry: ModelRegistry, text: str, model: str | None, method: str = "beam",
-                      temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, beam_size: int = 5,
-                      n_best: int = 1, length_penalty: float | None = None, max_length: int = 100,
-                      seed: int | None = None, forced_prefix: list | None = None) -> dict:
+def translate_request(registry: ModelRegistry, request: Request) -> dict:
     """Validate everything, translate, and return the trace dict (what the page shows)."""
     try:
-        translator = registry.get(model)
-        tuned = translator.default_settings()
-        settings = DecodeSettings(
-            method=method, temperature=temperature, top_k=top_k, top_p=top_p, beam_size=beam_size,
-            n_best=n_best, max_length=max_length, seed=None if seed in (None, "", -1) else seed,
-            length_penalty=tuned.length_penalty if length_penalty is None else length_penalty,
-            # one piece given as a string is that piece, not a list of its characters
-            forced_prefix=[forced_prefix] if isinstance(forced_prefix, str) else (forced_prefix or ()))
-        trace = translator.translate(text, settings).to_dict()
+        translator = registry.get(request.model)
+        trace = translator.translate(request.text, request.settings_for(translator.default_settings())).to_dict()
     except (InputError, SettingsError, UnknownModelError) as err:
         raise RequestError(str(err)) from err
     # the registry's name (unique), so a what-if re-decode asks for the same model
-    trace["model"] = model or registry.default
+    trace["model"] = request.model or registry.default
     return trace
 
 
-def compare_request(registry: ModelRegistry, text: str, model: str | None, method: str = "beam",
-                    temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, beam_size: int = 5,
-                    n_best: int = 1, length_penalty: float | None = None, max_length: int = 100,
-                    seed: int | None = None) -> list[dict]:
-    """Translate ``text`` with ``model`` and every other model that reads its language, under
-    the same settings (``length_penalty`` None: each model's own tuned value). One dict per
-    model, ``model`` first: name, pair, description, translation, score, log-prob, tokens and
-    search time of its best hypothesis."""
+def compare_request(registry: ModelRegistry, request: Request) -> list[dict]:
+    """Translate the request's text with its model and every other model that reads its
+    language, under the same settings (a missing length penalty: each model's own tuned
+    value), from each search's best hypothesis (no traces). One dict per model, the request's
+    first: name, pair, target language, description, translation, score, log-prob, tokens,
+    search time, and ``rank``: by score among the models of the same target language (scores
+    of different target languages are not comparable)."""
     try:
-        names = registry.same_source(model)
-    except UnknownModelError as err:
+        names = registry.same_source(request.model)
+        rows = []
+        for name in names:
+            translator = registry.get(name)
+            settings = request.settings_for(translator.default_settings())
+            best, search_ms = translator.best_hypothesis(request.text, settings)
+            rows.append({"model": name, "pair": translator.pair, "tgt_lang": translator.model.config.tgt_lang,
+                         "description": translator.description,
+                         "translation": translator.tokenizer.decode_target(best.tokens),
+                         "score": best.score, "logprob": best.logprob, "tokens": len(best.tokens),
+                         "search_ms": round(search_ms, 2)})
+    except (InputError, SettingsError, UnknownModelError) as err:
         raise RequestError(str(err)) from err
-    rows = []
-    for name in names:
-        trace = translate_request(registry, text, name, method, temperature, top_k, top_p, beam_size,
-                                  n_best, length_penalty, max_length, seed)
-        best = trace["hypotheses"][0]  # every search ends one: the length cap's last step may only end it
-        translator = registry.get(name)
-        rows.append({"model": name, "pair": translator.pair, "description": translator.description,
-                     "translation": trace["translation"], "score": best["score"], "logprob": best["logprob"],
-                     "tokens": len(best["token_ids"]), "search_ms": trace["timings_ms"]["search_ms"]})
+    for row in rows:
+        rivals = [r["score"] for r in rows if r["tgt_lang"] == row["tgt_lang"]]
+        row["rank"] = 1 + sum(score > row["score"] for score in rivals)
     return rows
 
 
@@ -90,16 +85,20 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                 translate_btn = gr.Button("Translate", variant="primary")
             with gr.Column(scale=2):
                 method = gr.Radio(["beam", "greedy", "sample"], value="beam", label="Decoding method")
-                beam_size = gr.Slider(1, 16, value=DEFAULTS.beam_size, step=1, label="Beam size")
+                beam_size = gr.Slider(*BOUNDS["beam_size"], value=DEFAULTS.beam_size, step=1, label="Beam size")
                 n_best = gr.Slider(1, DEFAULTS.beam_size, value=DEFAULTS.n_best, step=1, label="n-best")
-                length_penalty = gr.Slider(0, 2, value=_tuned_lp(registry, registry.default), step=0.1,
+                length_penalty = gr.Slider(*BOUNDS["length_penalty"], value=_tuned_lp(registry, registry.default),
+                                           step=0.1,
                                            label="Length penalty α (GNMT; 0 = off)")
                 sampling_help = gr.Markdown(SAMPLING_HELP, visible=False)
-                temperature = gr.Slider(0.05, 3, value=1.0, step=0.05, label="Temperature", visible=False)
+                temperature = gr.Slider(*BOUNDS["temperature"], value=1.0, step=0.05, label="Temperature",
+                                        visible=False)
+                # the API takes any k; past 100 a top-k cuts nothing a visitor could see
                 top_k = gr.Slider(0, 100, value=PAGE_SAMPLING_TOP_K, step=1, label="Top-k (0 = off)", visible=False)
-                top_p = gr.Slider(0.01, 1, value=1.0, step=0.01, label="Top-p", visible=False)
+                top_p = gr.Slider(*BOUNDS["top_p"], value=1.0, step=0.01, label="Top-p", visible=False)
                 seed = gr.Number(value=0, precision=0, label="Seed", visible=False)
-                max_length = gr.Slider(1, 200, value=DEFAULTS.max_length, step=1, label="Max length")
+                max_length = gr.Slider(*BOUNDS["max_length"], value=DEFAULTS.max_length, step=1,
+                                       label="Max length")
         familiarity = gr.Markdown(visible=False, elem_id="familiarity")
         translation = gr.HighlightedText(label="Translation (colour: the model's probability of each token)",
                                          show_legend=True, color_map=render.CONFIDENCE_COLORS,
@@ -133,16 +132,21 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             compare_btn = gr.Button("Compare on this sentence")
             comparison = gr.Dataframe(headers=render.COMPARE_COLUMNS, label="Translations by model",
                                       interactive=False, wrap=True, elem_id="comparison")
+            compare_note = gr.Markdown(elem_id="compare-note")
         with gr.Accordion("Raw trace (JSON)", open=False):
             # a code view draws only the lines in sight; a JSON tree drew every node (4.6 s frozen
             # tab, 77k DOM nodes for a beam-16 trace)
             trace_json = gr.Code(label="Trace (what the /translate API returns)", language="json",
                                  interactive=False, max_lines=30)
 
-        controls = [method, temperature, top_k, top_p, beam_size, n_best, length_penalty, max_length, seed]
+        widgets = {"method": method, "temperature": temperature, "top_k": top_k, "top_p": top_p,
+                   "beam_size": beam_size, "n_best": n_best, "length_penalty": length_penalty,
+                   "max_length": max_length, "seed": seed}
+        controls = [widgets[name] for name in CONTROLS]  # the order Request.from_controls reads
 
         def run(text_value, model_value, *control_values):
-            trace = _call(registry, text_value, model_value, control_values)
+            trace = _guarded(translate_request, registry, Request.from_controls(text_value, model_value,
+                                                                                *control_values))
             first = trace["steps"][0]["step"] if trace["steps"] else None
             return (trace, render.highlighted_tokens(trace), render.nbest_table(trace), _timing(trace),
                     render.steps_overview_plot(trace), gr.update(choices=render.step_choices(trace), value=first),
@@ -153,14 +157,15 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
 
         outputs = [trace_state, translation, nbest, timing, overview, step, step_plot, alternative,
                    attention, tree, trace_json, original_box, whatif_box, familiarity]
-        for trigger in (translate_btn.click, text.submit):
-            trigger(run, [text, model, *controls], outputs, api_visibility="undocumented")
+        gr.on([translate_btn.click, text.submit], run, [text, model, *controls], outputs,
+              api_visibility="undocumented")
 
         def show_comparison(text_value, model_value, *control_values):
-            return render.compare_table(_guarded(compare_request, registry, text_value, model_value,
-                                                 *control_values))
+            rows = _guarded(compare_request, registry, Request.from_controls(text_value, model_value, *control_values))
+            return render.compare_table(rows), render.compare_note(rows)
 
-        compare_btn.click(show_comparison, [text, model, *controls], comparison, api_visibility="undocumented")
+        compare_btn.click(show_comparison, [text, model, *controls], [comparison, compare_note],
+                          api_visibility="undocumented")
 
         def show_step(trace, index):
             if not trace or index is None:
@@ -169,17 +174,17 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
 
         step.change(show_step, [trace_state, step], [step_plot, alternative], api_visibility="undocumented")
 
-        def what_if(trace, index, token_id, *control_values):
+        def what_if(trace, index, token_id):
             if not trace:
                 raise gr.Error("Translate a sentence first.")
             if index is None or token_id is None:
                 raise gr.Error("Choose a step and an alternative token.")
             prefix = trace["hypotheses"][0]["token_ids"][: int(index)] + [int(token_id)]
-            forced = _call(registry, trace["source"], trace["model"], control_values, prefix)
+            # the settings of the translation it is compared with, not the controls as they are now
+            forced = _guarded(translate_request, registry, _same_request(trace, prefix))
             return render.highlighted_tokens(forced)
 
-        whatif_btn.click(what_if, [trace_state, step, alternative, *controls], [whatif_box],
-                         api_visibility="undocumented")
+        whatif_btn.click(what_if, [trace_state, step, alternative], [whatif_box], api_visibility="undocumented")
         reset_btn.click(lambda: None, None, [whatif_box], api_visibility="undocumented")
 
         def on_method(value):
@@ -215,28 +220,20 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         examples.click(lambda sample: sample[0], examples, text, api_visibility="undocumented").then(
             run, [text, model, *controls], outputs, api_visibility="undocumented")
 
-        def api_translate(text: str, model: str = registry.default, method: str = "beam",
-                          temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, beam_size: int = 5,
-                          n_best: int = 1, length_penalty: float | None = None, max_length: int = 100,
-                          seed: int | None = None, forced_prefix: list | None = None) -> tuple[str, dict]:
-            """Translate ``text``; returns the translation and the full trace (steps with top-k
-            distributions and attention, n-best hypotheses, beam tree, timings)."""
-            trace = _guarded(translate_request, registry, text, model, method, temperature, top_k, top_p,
-                             beam_size, n_best, length_penalty, max_length, seed, forced_prefix)
+        def serve_translate(request: Request) -> tuple[str, dict]:
+            trace = _guarded(translate_request, registry, request)
             return trace["translation"], trace
 
-        gr.api(api_translate, api_name="translate")
-
-        def api_compare(text: str, model: str = registry.default, method: str = "beam",
-                        temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, beam_size: int = 5,
-                        n_best: int = 1, length_penalty: float | None = None, max_length: int = 100,
-                        seed: int | None = None) -> list[dict]:
-            """Translate ``text`` with ``model`` and every other model that reads its language;
-            one row per model (name, pair, translation, score, log-prob, tokens, search_ms)."""
-            return _guarded(compare_request, registry, text, model, method, temperature, top_k, top_p,
-                            beam_size, n_best, length_penalty, max_length, seed)
-
-        gr.api(api_compare, api_name="compare")
+        _endpoint(serve_translate, "translate", tuple(f.name for f in dataclasses.fields(Request)),
+                  "Translate text and return everything the page shows.",
+                  "[translation, trace]: the best hypothesis as text, and the trace (steps with the top "
+                  "candidates of the model's and the method's distributions and attention, n-best hypotheses, "
+                  "beam tree and best_path, familiarity, length_capped, seed, timings)", tuple[str, dict])
+        _endpoint(lambda request: _guarded(compare_request, registry, request), "compare",
+                  tuple(f.name for f in dataclasses.fields(Request) if f.name != "forced_prefix"),
+                  "Translate text with the given model and every other model that reads its language.",
+                  "one row per model: model, pair, tgt_lang, description, translation, score, logprob, "
+                  "tokens, search_ms, rank (by score among the models of the same target language)", list[dict])
 
         def api_models() -> list[dict]:
             """The loaded models: name, language pair, description."""
@@ -248,9 +245,17 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
     return demo
 
 
-def _call(registry, text, model, control_values, forced_prefix=None) -> dict:
-    # control_values are translate_request's settings, in its order (``controls``)
-    return _guarded(translate_request, registry, text, model, *control_values, forced_prefix)
+def _endpoint(handler, name: str, fields: tuple[str, ...], summary: str, returns: str, return_type) -> None:
+    """An API endpoint taking ``Request``'s ``fields``, described on the API page."""
+    gr.api(api_function(handler, fields, summary, returns, return_type), api_name=name,
+           api_description=api_description(fields, summary, returns))
+
+
+def _same_request(trace: dict, forced_prefix: list[int]) -> Request:
+    """The request that made ``trace`` (its model and settings), with ``forced_prefix``."""
+    s = trace["settings"]
+    return Request(trace["source"], trace["model"], **{name: s[name] for name in CONTROLS if name != "seed"},
+                   seed=trace.get("seed"), forced_prefix=forced_prefix)
 
 
 def _guarded(request, *args):

@@ -63,14 +63,28 @@ def nbest_table(trace: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=NBEST_COLUMNS)
 
 
-COMPARE_COLUMNS = ["model", "pair", "translation", "score", "log-prob", "tokens", "ms"]
+COMPARE_COLUMNS = ["model", "pair", "translation", "rank in its language", "score", "log-prob", "tokens", "ms"]
 
 
 def compare_table(rows: list[dict]) -> pd.DataFrame:
-    """One row per model of a comparison (see ``blocks.compare_request``)."""
-    return pd.DataFrame([[r["model"], r["pair"], r["translation"], round(r["score"], 4),
-                          round(r["logprob"], 4), r["tokens"], round(r["search_ms"], 1)] for r in rows],
-                        columns=COMPARE_COLUMNS)
+    """One row per model of a comparison (see ``blocks.compare_request``); the rank is by
+    score among the models that write the same language, "only one" where no other does."""
+    by_language = {}
+    for r in rows:
+        by_language[r["tgt_lang"]] = by_language.get(r["tgt_lang"], 0) + 1
+    return pd.DataFrame([[r["model"], r["pair"], r["translation"],
+                          f"{r['rank']} of {by_language[r['tgt_lang']]}" if by_language[r["tgt_lang"]] > 1
+                          else "only one", round(r["score"], 4), round(r["logprob"], 4), r["tokens"],
+                          round(r["search_ms"], 1)] for r in rows], columns=COMPARE_COLUMNS)
+
+
+def compare_note(rows: list[dict]) -> str:
+    """What the comparison can and cannot say, in a line."""
+    if len(rows) == 1:
+        return (f"Only **{safe(rows[0]['model'])}** reads {safe(rows[0]['pair'].split('→')[0])}: "
+                "there is no other model to compare it with.")
+    return ("Scores rank models only against others that write the same language: a score is a "
+            "log-probability of that language's tokens.")
 
 
 def step_choices(trace: dict) -> list[tuple[str, int]]:
@@ -151,61 +165,53 @@ def attention_plot(trace: dict) -> go.Figure:
 
 
 def beam_tree_plot(trace: dict) -> go.Figure:
-    """The search tree: x = step, nodes of each step spread vertically by score; kept
-    branches blue, finished green, pruned grey; the best hypothesis is drawn thick."""
+    """The search tree: x = step (the Step selector's numbers; the start ``<s>`` at -1), the
+    nodes of each step stacked kept and finished first, then pruned, each group by score;
+    kept branches blue, finished green, pruned grey; the best hypothesis (the search's own
+    ``best_path``) drawn thick."""
     nodes = trace["beam_nodes"]
     if len(nodes) <= 1:
         return _empty("No search tree")
     by_id = {n["id"]: n for n in nodes}
     y = {0: 0.0}
     for step in sorted({n["step"] for n in nodes if n["step"] >= 0}):
-        layer = sorted((n for n in nodes if n["step"] == step), key=lambda n: -(n["score"] or -1e9))
+        layer = sorted((n for n in nodes if n["step"] == step), key=_layer_order)
         for rank, node in enumerate(layer):
             y[node["id"]] = -rank
-    best_path = _best_path(trace, nodes)
+    best_path = [i for i in trace.get("best_path", []) if i in by_id]
     fig = go.Figure()
     for status in ("pruned", "kept", "finished"):
         xs, ys = [], []
         for n in nodes[1:]:
             if n["status"] == status:
-                xs += [by_id[n["parent"]]["step"] + 1, n["step"] + 1, None]
+                xs += [by_id[n["parent"]]["step"], n["step"], None]
                 ys += [y[n["parent"]], y[n["id"]], None]
         fig.add_scatter(x=xs, y=ys, mode="lines", line=dict(color=STATUS_COLORS[status], width=1),
                         hoverinfo="skip", showlegend=False)
     if best_path:
-        fig.add_scatter(x=[by_id[i]["step"] + 1 for i in best_path], y=[y[i] for i in best_path],
+        fig.add_scatter(x=[by_id[i]["step"] for i in best_path], y=[y[i] for i in best_path],
                         mode="lines", line=dict(color="#f59e0b", width=4), name="best", hoverinfo="skip")
     for status in ("pruned", "kept", "finished"):
         group = [n for n in nodes if n["status"] == status]
         fig.add_scatter(
-            x=[n["step"] + 1 for n in group], y=[y[n["id"]] for n in group], name=status,
+            x=[n["step"] for n in group], y=[y[n["id"]] for n in group], name=status,
             mode="markers+text" if status != "pruned" else "markers",
             text=[safe(display_piece(n["piece"])) for n in group], textposition="top center",
             textfont=dict(size=10), marker=dict(color=STATUS_COLORS[status], size=8 if status != "pruned" else 5),
             customdata=[[safe(n["piece"]), n["score"] if n["score"] is not None else -math.inf] for n in group],
             hovertemplate="%{customdata[0]}<br>log-prob %{customdata[1]:.3f}<extra>" + status + "</extra>")
-    width = max(n["step"] for n in nodes) + 2
-    fig.update_layout(title="Beam search tree (x: step, y: rank by score)", height=460,
-                      xaxis=dict(title="step", range=[-0.5, width + 0.5]),
+    last = max(n["step"] for n in nodes)
+    fig.update_layout(title="Beam search tree (x: step, y: kept first, by score)", height=460,
+                      xaxis=dict(title="step", range=[-1.5, last + 0.5], dtick=1),
                       yaxis=dict(showticklabels=False), margin=dict(l=10, r=10, t=40, b=40))
     return fig
 
 
-def _best_path(trace: dict, nodes: list[dict]) -> list[int]:
-    """Node ids of the best hypothesis: follow the finished node with its log-prob."""
-    if not trace["hypotheses"]:
-        return []
-    best = trace["hypotheses"][0]
-    finished = [n for n in nodes if n["status"] == "finished" and n["score"] is not None
-                and abs(n["score"] - best["logprob"]) < 1e-4 and n["step"] == len(best["token_ids"]) - 1]
-    if not finished:
-        return []
-    by_id = {n["id"]: n for n in nodes}
-    path, node = [], finished[0]
-    while node["id"] != 0:
-        path.append(node["id"])
-        node = by_id[node["parent"]]
-    return [0] + path[::-1]
+def _layer_order(node: dict) -> tuple[bool, float]:
+    """Kept and finished nodes above pruned ones, each group best score first (a score the
+    JSON could not hold, -inf, last)."""
+    score = node["score"] if node["score"] is not None else -math.inf
+    return node["status"] == "pruned", -score
 
 
 def _empty(message: str) -> go.Figure:

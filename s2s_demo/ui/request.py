@@ -1,0 +1,107 @@
+"""One translation request: what the page's controls and the API's parameters both describe.
+
+``Request`` is built once, from the page's control values (``Request.from_controls``) or from
+an API call's parameters (the API functions take exactly its fields, see ``api_signature``),
+and turned into the model's ``DecodeSettings`` in one place (``settings_for``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+
+from ..settings import BOUNDS, MAX_BEAM_SIZE, METHODS, DecodeSettings
+from ..translator import MAX_CHARS
+
+
+# the page's decoding controls, in the order their values reach a handler
+CONTROLS = ("method", "temperature", "top_k", "top_p", "beam_size", "n_best", "length_penalty", "max_length",
+            "seed")
+
+
+class _RequestMethods:
+    @classmethod
+    def from_controls(cls, text, model, *values, forced_prefix=None) -> "Request":
+        """From the page: ``values`` are the controls' values in ``CONTROLS`` order."""
+        return cls(text, model, **dict(zip(CONTROLS, values)), forced_prefix=forced_prefix)
+
+    def settings_for(self, tuned: DecodeSettings) -> DecodeSettings:
+        """The DecodeSettings of this request for a model whose tuned defaults are ``tuned``
+        (its length penalty fills a missing one); raises SettingsError naming the field."""
+        prefix = self.forced_prefix
+        return DecodeSettings(**{
+            **{name: getattr(self, name) for name in CONTROLS},
+            "seed": None if self.seed in (None, "", -1) else self.seed,
+            "length_penalty": tuned.length_penalty if self.length_penalty is None else self.length_penalty,
+            # one piece given as a string is that piece, not a list of its characters
+            "forced_prefix": [prefix] if isinstance(prefix, str) else (prefix or ())})
+
+
+def _request_fields() -> list[tuple]:
+    """Request's fields: the text and model, then the controls with DecodeSettings' own types
+    and defaults (a missing length penalty means the model's tuned one), then the prefix."""
+    settings = {f.name: f for f in dataclasses.fields(DecodeSettings)}
+    controls = [(name, settings[name].type, settings[name].default) for name in CONTROLS]
+    controls[CONTROLS.index("length_penalty")] = ("length_penalty", "float | None", None)
+    return [("text", "str"), ("model", "str | None", None), *controls, ("forced_prefix", "list | None", None)]
+
+
+Request = dataclasses.make_dataclass(
+    "Request", _request_fields(), bases=(_RequestMethods,), frozen=True,
+    namespace={"__doc__": "One translation request: a text, a model name and the decoding controls.",
+               "__module__": __name__})
+
+
+def _range(name: str) -> str:
+    low, high = BOUNDS[name]
+    return f"[{low}, {high}]"
+
+
+# what the API page says of each parameter (Gradio reads them from the functions' docstrings)
+PARAMETER_DOCS = {
+    "text": f"the sentence to translate (1 to {MAX_CHARS} characters)",
+    "model": "a name from /models (default: the first model)",
+    "method": f"one of {', '.join(METHODS)} (default beam)",
+    "temperature": f"sampling only: divides the logits, in {_range('temperature')} (default 1.0)",
+    "top_k": "sampling only: keep the k most likely tokens, 0 = all (default 0)",
+    "top_p": f"sampling only: keep the fewest tokens whose mass reaches p, in {_range('top_p')} (default 1.0)",
+    "beam_size": f"beam only: hypotheses kept per step, 1 to {MAX_BEAM_SIZE} (default 5)",
+    "n_best": "beam only: hypotheses returned, 1 to beam_size (default 1)",
+    "length_penalty": f"GNMT alpha in {_range('length_penalty')}; null = the model's value tuned on val",
+    "max_length": f"most output tokens, in {_range('max_length')} (default 100)",
+    "seed": "sampling only: the random seed; null = a fresh one, reported back in the trace",
+    "forced_prefix": "target pieces (or ids) the first steps must write; one string = one piece",
+}
+
+
+def api_function(handler, fields: tuple[str, ...], summary: str, returns: str, return_type):
+    """An API endpoint that takes ``Request``'s ``fields`` as parameters and calls
+    ``handler(request)``. Its signature, type hints and docstring (what Gradio's API page
+    shows) are made from ``Request`` and ``PARAMETER_DOCS``, so the API is described where
+    the request is."""
+    fields_by_name = {f.name: f for f in dataclasses.fields(Request)}
+    types = typing.get_type_hints(Request)
+    signature = inspect.Signature([
+        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=types[name],
+                          default=(inspect.Parameter.empty if fields_by_name[name].default is dataclasses.MISSING
+                                   else fields_by_name[name].default))
+        for name in fields], return_annotation=return_type)
+
+    def endpoint(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return handler(Request(**bound.arguments))
+
+    endpoint.__signature__ = signature
+    endpoint.__annotations__ = {**{name: types[name] for name in fields}, "return": return_type}
+    lines = [summary, "", "Parameters:"] + [f"    {name}: {PARAMETER_DOCS[name]}" for name in fields]
+    endpoint.__doc__ = "\n".join(lines + ["", "Returns:", f"    {returns}"])
+    return endpoint
+
+
+def api_description(fields: tuple[str, ...], summary: str, returns: str) -> str:
+    """The API page's text for an endpoint: Gradio shows a function's description there but
+    not its docstring's parameter lines, so the ranges and defaults go into the description."""
+    params = "; ".join(f"{name}: {PARAMETER_DOCS[name]}" for name in fields)
+    return f"{summary} Parameters: {params}. Returns: {returns}."
