@@ -63,6 +63,11 @@ class TokenizerPair:
     def decode_target(self, ids: Iterable[int]) -> str:
         return self.target.decode([i for i in ids if i != self.eos_id])
 
+    def unknown_source_characters(self, text: str) -> list[str]:
+        """The characters of ``text`` the source vocabulary cannot spell: each becomes ``<unk>``."""
+        unknown = self.source.unk_id()
+        return [c for c in dict.fromkeys(text) if not c.isspace() and unknown in self.source.encode(c)]
+
     def source_pieces(self, ids: Iterable[int]) -> list[str]:
         return self.source.id_to_piece(list(ids))  # one call for the list: ~2x cheaper
 

@@ -119,6 +119,9 @@ class Translator:
         judged = settings.method != "sample" and not settings.forced_prefix and result.hypotheses
         trace.familiarity = familiarity.measure(self.tokenizer, ids, result.hypotheses[0].token_logprobs
                                                 if judged else None, self.familiarity)
+        if trace.familiarity["unknown_pieces"]:
+            # which characters: the page marks them in the source, where they happen
+            trace.familiarity["unknown_characters"] = self.tokenizer.unknown_source_characters(normalize_text(text))
         trace.timings_ms = {"search_ms": round(search_ms, 2),
                             "total_ms": round((time.perf_counter() - start) * 1000, 2)}
         return trace

@@ -11,7 +11,8 @@ import pytest
 
 from s2s_demo import hub
 from s2s_demo.settings import DecodeSettings
-from s2s_demo.ui.blocks import build_demo
+from s2s_demo.ui.blocks import PAGE_CSS, build_demo
+from s2s_demo.ui.render import CONFIDENCE_COLORS, FORCED, SOURCE_COLORS, UNREADABLE
 from s2s_demo.ui.registry import ModelRegistry
 
 from .conftest import ROOT, make_model
@@ -35,7 +36,7 @@ def page_url(tmp_path_factory, toy_tokenizer, toy_tokenizer_dir):
         registry = ModelRegistry([hub.load(folder)])
     demo = build_demo(registry)
     demo.queue(default_concurrency_limit=2)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, css=PAGE_CSS)
     yield url, registry
     demo.close()
 
@@ -94,7 +95,7 @@ def test_translate_explore_and_what_if(page_url, browser, tmp_path):
     page.wait_for_timeout(500)
     assert page.locator(".js-plotly-plot").count() >= 1
     page.screenshot(path=str(shots / "attention.png"), full_page=True)
-    page.get_by_role("tab", name="Beam search tree").click()
+    page.get_by_role("tab", name="Beam tree").click()
     page.wait_for_timeout(500)
     page.screenshot(path=str(shots / "beam-tree.png"), full_page=True)
     assert not dialogs
@@ -121,7 +122,7 @@ def test_compare_models_on_one_sentence(page_url, browser, tmp_path):
         page.get_by_role("option", name=registry.label(model)).click()
     sentence = _source_sentence(registry, model)
     page.get_by_label("Source sentence", exact=False).fill(sentence)
-    page.get_by_role("tab", name="Compare models").click()
+    page.get_by_role("tab", name="Compare").click()
     page.get_by_role("button", name="Compare on this sentence").click()
     lp = registry.get(model).default_settings().length_penalty  # the slider's value for `model`
     settings = DecodeSettings(method="beam", beam_size=5, length_penalty=lp)
@@ -226,3 +227,72 @@ def test_raw_trace_opens_as_text_without_drawing_every_node(page_url, browser):
     page.get_by_text('"source_pieces"', exact=False).first.wait_for(timeout=15_000)
     # a JSON tree drew ~77k elements for a beam-16 trace; the code view draws the lines in sight
     assert page.evaluate("() => document.getElementsByTagName('*').length") < 10_000
+
+
+def _rgb(hex_colour: str) -> str:
+    """'#c4b5fd' -> 'rgba(196, 181, 253': how Gradio writes a category's colour (at half alpha)."""
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r}, {g}, {b}"
+
+
+def _chip_colours(page, selector: str) -> list[tuple[str, str]]:
+    """(text, background colour) of each span of a HighlightedText's text (not its legend)."""
+    return page.evaluate("(sel) => [...document.querySelectorAll(sel + ' .textfield .token')].map("
+                         "e => [e.innerText.trim(), e.style.backgroundColor])", selector)
+
+
+def test_phone_layout_reaches_every_tab_without_sideways_scrolling(page_url, browser, tmp_path):
+    url, registry = page_url
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.goto(url)
+    translate = page.locator("#translate")
+    translate.wait_for()
+    box = translate.bounding_box()
+    assert box["y"] + box["height"] <= 844  # Translate is on the first screen
+    page.get_by_label("Source sentence", exact=False).fill(_source_sentence(registry))
+    translate.click()
+    _wait_for_text(page, "#translation", registry.get(None).translate(_source_sentence(registry)).translation)
+    for name in ("Steps", "Attention", "Beam tree", "Compare"):
+        tab = page.get_by_role("tab", name=name)
+        assert tab.is_visible(), f"tab {name} is folded away at phone width"
+        tab.click()
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    page.get_by_role("tab", name="Steps").click()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str((_shots() or tmp_path) / "phone.png"), full_page=True)
+
+
+def test_words_are_coloured_whole_and_flags_show_where_they_happen(page_url, browser):
+    """The translation shows words (not sub-word pieces); a forced word has the forced colour;
+    an output the length limit cut ends with a chip that says so; characters the model cannot
+    read are marked in the source."""
+    url, registry = page_url
+    translator = registry.get(None)
+    sentence = _source_sentence(registry)
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(url)
+    page.get_by_label("Source sentence", exact=False).fill(sentence)
+    page.get_by_role("button", name="Translate").click()
+    trace = translator.translate(sentence)
+    _wait_for_text(page, "#translation", trace.translation)
+    assert [text for text, _ in _chip_colours(page, "#translation")] == trace.translation.split()
+    page.get_by_role("button", name="Re-decode with this token").click()
+    page.locator("#what-if .textfield .token").first.wait_for(timeout=30_000)
+    colours = [colour for _, colour in _chip_colours(page, "#what-if")]
+    assert sum(colour.startswith(_rgb(CONFIDENCE_COLORS[FORCED])) for colour in colours) == 1  # the one forced
+
+    limit = page.locator("input[type=number][aria-label='number input for Max length']")
+    limit.fill("3")
+    limit.press("Enter")
+    page.get_by_role("button", name="Translate").click()
+    page.wait_for_function("() => document.querySelector('#translation').innerText.includes('…')", timeout=30_000)
+    assert "cut short by the length cap" in page.inner_text("body")
+
+    limit.fill("100")
+    limit.press("Enter")
+    page.get_by_label("Source sentence", exact=False).fill("مرحبا " + sentence)
+    page.get_by_role("button", name="Translate").click()
+    page.locator("#unreadable").wait_for(state="visible", timeout=30_000)
+    marked = [text for text, colour in _chip_colours(page, "#unreadable")
+              if colour.startswith(_rgb(SOURCE_COLORS[UNREADABLE]))]
+    assert "مرحبا" in marked

@@ -39,3 +39,10 @@ def test_translator_reads_thresholds_from_results_json(tmp_path, toy_tokenizer, 
     assert sampled["mean_logprob"] is None and sampled["unfamiliar"] is False
     (folder / "results.json").write_text("{not json")
     assert hub.load(folder).familiarity is None  # a broken results.json never stops the model
+
+
+def test_the_trace_names_the_characters_the_model_cannot_read(random_translator, toy_sentences):
+    trace = random_translator.translate(toy_sentences[0] + " 漢字")
+    assert trace.familiarity["unknown_pieces"] >= 1
+    assert trace.familiarity["unknown_characters"] == ["漢", "字"]
+    assert "unknown_characters" not in random_translator.translate(toy_sentences[0]).familiarity

@@ -60,3 +60,24 @@ def test_beam_tree_numbers_steps_as_the_step_selector_and_stacks_kept_nodes_firs
     for (x, status), ys in y.items():
         if status == "pruned" and (x, "kept") in y:
             assert max(ys) < min(y[x, "kept"])  # every pruned node below every kept one
+
+
+def _steps(pieces, probs, forced=()):
+    return [{"step": i, "piece": p, "model_prob": q, "forced": i in forced} for i, (p, q) in enumerate(zip(pieces, probs))]
+
+
+def test_translation_chips_are_words_coloured_by_their_least_sure_piece():
+    trace = {"steps": _steps(["▁Un", "e", "▁petite", "▁fille", "</s>"], [0.95, 0.3, 0.99, 0.6, 0.9])}
+    assert render.highlighted_tokens(trace) == [("Une", "20–50%"), (" petite", "≥ 90%"), (" fille", "50–90%")]
+
+
+def test_forced_words_and_a_cut_output_are_flagged_in_the_translation():
+    trace = {"steps": _steps(["▁Zwei", "▁Hund", "e"], [0.9, 0.9, 0.9], forced=(2,)), "length_capped": True}
+    assert render.highlighted_tokens(trace) == [("Zwei", "≥ 90%"), (" Hunde", render.FORCED),
+                                                (" …", render.LENGTH_LIMIT)]
+
+
+def test_source_highlight_marks_only_the_unreadable_characters():
+    trace = {"source": "Hi مر x", "familiarity": {"unknown_characters": ["م", "ر"]}}
+    assert render.source_highlight(trace) == [("Hi ", None), ("مر", render.UNREADABLE), (" x", None)]
+    assert render.source_highlight({"source": "ok", "familiarity": None}) == [("ok", None)]

@@ -28,8 +28,22 @@ SAMPLING_HELP = ("Sampling draws each token from the model's distribution. **Top
                  "likely tokens, **top-p** the fewest whose probabilities add up to p; the rest are cut, and "
                  "each step's chart says how much probability that removed.")
 
+# Launch the page with ``css=PAGE_CSS``. At phone width the tab buttons get less padding, so
+# that Gradio finds room for all four instead of folding two into its "..." menu.
+PAGE_CSS = """
+@media (max-width: 480px) {
+  .tab-container button { padding-left: 6px !important; padding-right: 6px !important; font-size: 14px; }
+}
+"""
+
+
 class RequestError(ValueError):
-    """A request that cannot be served; the message is shown to the visitor."""
+    """A request that cannot be served; the message is shown to the visitor. ``field``: the
+    setting at fault, if one is (the page names it by its control's label)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def translate_request(registry: ModelRegistry, request: Request) -> dict:
@@ -38,7 +52,7 @@ def translate_request(registry: ModelRegistry, request: Request) -> dict:
         translator = registry.get(request.model)
         trace = translator.translate(request.text, request.settings_for(translator.default_settings())).to_dict()
     except (InputError, SettingsError, UnknownModelError) as err:
-        raise RequestError(str(err)) from err
+        raise RequestError(str(err), getattr(err, "field", None)) from err
     # the registry's name (unique), so a what-if re-decode asks for the same model
     trace["model"] = request.model or registry.default
     return trace
@@ -64,7 +78,7 @@ def compare_request(registry: ModelRegistry, request: Request) -> list[dict]:
                          "score": best.score, "logprob": best.logprob, "tokens": len(best.tokens),
                          "search_ms": round(search_ms, 2)})
     except (InputError, SettingsError, UnknownModelError) as err:
-        raise RequestError(str(err)) from err
+        raise RequestError(str(err), getattr(err, "field", None)) from err
     for row in rows:
         rivals = [r["score"] for r in rows if r["tgt_lang"] == row["tgt_lang"]]
         row["rank"] = 1 + sum(score > row["score"] for score in rivals)
@@ -80,9 +94,10 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                 model = gr.Dropdown(registry.choices(), value=registry.default, label="Model")
                 text = gr.Textbox(label=f"Source sentence (up to {MAX_CHARS} characters; Shift+Enter translates)",
                                   lines=2, max_lines=6, placeholder="Ein Mann fährt mit dem Fahrrad.")
+                # above the examples: on a phone it stays within the first screen
+                translate_btn = gr.Button("Translate", variant="primary", elem_id="translate")
                 examples = gr.Dataset(components=[text], samples=_examples(registry, registry.default),
                                       label="Examples from the test set", samples_per_page=6)
-                translate_btn = gr.Button("Translate", variant="primary")
             with gr.Column(scale=2):
                 method = gr.Radio(["beam", "greedy", "sample"], value="beam", label="Decoding method")
                 beam_size = gr.Slider(*BOUNDS["beam_size"], value=DEFAULTS.beam_size, step=1, label="Beam size")
@@ -100,13 +115,19 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                 max_length = gr.Slider(*BOUNDS["max_length"], value=DEFAULTS.max_length, step=1,
                                        label="Max length")
         familiarity = gr.Markdown(visible=False, elem_id="familiarity")
-        translation = gr.HighlightedText(label="Translation (colour: the model's probability of each token)",
+        unreadable = gr.HighlightedText(label="Source as this model reads it", color_map=render.SOURCE_COLORS,
+                                        show_legend=True, show_inline_category=False, visible=False,
+                                        elem_id="unreadable")
+        translation = gr.HighlightedText(label="Translation (colour: the model's probability of each word's "
+                                               "least sure piece)",
                                          show_legend=True, color_map=render.CONFIDENCE_COLORS,
                                          show_inline_category=False, elem_id="translation")
         nbest = gr.Dataframe(headers=render.NBEST_COLUMNS, label="n-best hypotheses", interactive=False, wrap=True)
         timing = gr.Markdown()
-        with gr.Tab("Step by step"):
-            overview = gr.Plot(label="All steps")
+        with gr.Tab("Steps"):  # short names: all four tabs fit a phone's width
+            # drawn at load, so that Plotly's bundle is there before the first Translate
+            overview = gr.Plot(render.placeholder_plot("Translate a sentence to see every step here"),
+                               label="All steps")
             step = gr.Dropdown(choices=[], label="Step", interactive=True)
             step_plot = gr.Plot(label="Distribution at this step")
             # a panel, not a Group: inside a Group the buttons lose their frames and read as text
@@ -123,9 +144,9 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                                                    show_inline_category=False, elem_id="what-if")
         with gr.Tab("Attention"):
             attention = gr.Plot(label="Attention")
-        with gr.Tab("Beam search tree"):
+        with gr.Tab("Beam tree"):
             tree = gr.Plot(label="Beam search tree")
-        with gr.Tab("Compare models"):
+        with gr.Tab("Compare"):
             gr.Markdown("The same sentence through every model that reads its language (the attention "
                         "models and the plain encoder-decoder), with the decoding settings above; "
                         "score and log-prob are those of each model's best hypothesis.")
@@ -133,7 +154,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             comparison = gr.Dataframe(headers=render.COMPARE_COLUMNS, label="Translations by model",
                                       interactive=False, wrap=True, elem_id="comparison")
             compare_note = gr.Markdown(elem_id="compare-note")
-        with gr.Accordion("Raw trace (JSON)", open=False):
+        with gr.Accordion("Raw trace (JSON)", open=False) as raw_trace:
             # a code view draws only the lines in sight; a JSON tree drew every node (4.6 s frozen
             # tab, 77k DOM nodes for a beam-16 trace)
             trace_json = gr.Code(label="Trace (what the /translate API returns)", language="json",
@@ -143,25 +164,34 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                    "beam_size": beam_size, "n_best": n_best, "length_penalty": length_penalty,
                    "max_length": max_length, "seed": seed}
         controls = [widgets[name] for name in CONTROLS]  # the order Request.from_controls reads
+        labels = {name: widget.label for name, widget in widgets.items()}
 
-        def run(text_value, model_value, *control_values):
+        # the JSON is sent only while its view is open: closed, it would cost every response ~70 KB
+        # and the browser a code view to redraw
+        raw_open = gr.State(False)
+
+        def run(text_value, model_value, json_open, *control_values):
             trace = _guarded(translate_request, registry, Request.from_controls(text_value, model_value,
-                                                                                *control_values))
+                                                                                *control_values), labels=labels)
             first = trace["steps"][0]["step"] if trace["steps"] else None
             return (trace, render.highlighted_tokens(trace), render.nbest_table(trace), _timing(trace),
                     render.steps_overview_plot(trace), gr.update(choices=render.step_choices(trace), value=first),
                     render.step_distribution_plot(trace, 0), _alternatives(trace, 0),
                     render.attention_plot(trace), render.beam_tree_plot(trace),
-                    json.dumps(trace, ensure_ascii=False, indent=1),
-                    trace["translation"], None, _note(render.familiarity_note(trace)))
+                    _trace_json(trace) if json_open else None,
+                    trace["translation"], None, _note(render.familiarity_note(trace)), _unreadable(trace))
 
         outputs = [trace_state, translation, nbest, timing, overview, step, step_plot, alternative,
-                   attention, tree, trace_json, original_box, whatif_box, familiarity]
-        gr.on([translate_btn.click, text.submit], run, [text, model, *controls], outputs,
+                   attention, tree, trace_json, original_box, whatif_box, familiarity, unreadable]
+        gr.on([translate_btn.click, text.submit], run, [text, model, raw_open, *controls], outputs,
               api_visibility="undocumented")
+        raw_trace.expand(lambda trace: (True, _trace_json(trace) if trace else None), trace_state,
+                         [raw_open, trace_json], api_visibility="undocumented")
+        raw_trace.collapse(lambda: False, None, raw_open, api_visibility="undocumented")
 
         def show_comparison(text_value, model_value, *control_values):
-            rows = _guarded(compare_request, registry, Request.from_controls(text_value, model_value, *control_values))
+            rows = _guarded(compare_request, registry, Request.from_controls(text_value, model_value, *control_values),
+                            labels=labels)
             return render.compare_table(rows), render.compare_note(rows)
 
         compare_btn.click(show_comparison, [text, model, *controls], [comparison, compare_note],
@@ -181,7 +211,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                 raise gr.Error("Choose a step and an alternative token.")
             prefix = trace["hypotheses"][0]["token_ids"][: int(index)] + [int(token_id)]
             # the settings of the translation it is compared with, not the controls as they are now
-            forced = _guarded(translate_request, registry, _same_request(trace, prefix))
+            forced = _guarded(translate_request, registry, _same_request(trace, prefix), labels=labels)
             return render.highlighted_tokens(forced)
 
         whatif_btn.click(what_if, [trace_state, step, alternative], [whatif_box], api_visibility="undocumented")
@@ -212,13 +242,13 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             # a new model: the last translation was another model's, so it must not stay on screen
             empty_choice = gr.update(choices=[], value=None)
             return (None, None, None, "", None, empty_choice, None, empty_choice, None, None, None, None, None,
-                    _note(""))
+                    _note(""), gr.update(value=None, visible=False))
 
         model.change(on_model, model, [examples, length_penalty], api_visibility="undocumented").then(
             clear_outputs, None, outputs, api_visibility="undocumented")
         # an example is a sentence to translate: fill the box and translate it
         examples.click(lambda sample: sample[0], examples, text, api_visibility="undocumented").then(
-            run, [text, model, *controls], outputs, api_visibility="undocumented")
+            run, [text, model, raw_open, *controls], outputs, api_visibility="undocumented")
 
         def serve_translate(request: Request) -> tuple[str, dict]:
             trace = _guarded(translate_request, registry, request)
@@ -258,14 +288,29 @@ def _same_request(trace: dict, forced_prefix: list[int]) -> Request:
                    seed=trace.get("seed"), forced_prefix=forced_prefix)
 
 
-def _guarded(request, *args):
-    """Run a request function; its RequestError becomes the message the visitor sees."""
+def _guarded(request, *args, labels: dict[str, str] | None = None):
+    """Run a request function; its RequestError becomes the message the visitor sees, the
+    setting at fault named by its control's label on the page (``labels``), by its API name
+    through the API."""
     try:
         return request(*args)
     except RequestError as err:
         # a refused request is the visitor's to fix, not a server fault: one log line, no traceback
         log.info("refused request: %s", err)
-        raise gr.Error(str(err), print_exception=False) from err
+        message = str(err)
+        if labels and err.field in labels and message.startswith(f"{err.field}:"):
+            message = f"{labels[err.field]}:{message[len(err.field) + 1:]}"
+        raise gr.Error(message, print_exception=False) from err
+
+
+def _trace_json(trace: dict) -> str:
+    return json.dumps(trace, ensure_ascii=False, indent=1)
+
+
+def _unreadable(trace: dict):
+    """The source with its unreadable characters marked, shown only when it has some."""
+    has_unknown = bool((trace.get("familiarity") or {}).get("unknown_characters"))
+    return gr.update(value=render.source_highlight(trace) if has_unknown else None, visible=has_unknown)
 
 
 def _alternatives(trace: dict, index: int):

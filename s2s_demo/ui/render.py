@@ -25,18 +25,50 @@ def display_piece(piece: str) -> str:
 
 
 CONFIDENCE_BINS = ((0.9, "≥ 90%"), (0.5, "50–90%"), (0.2, "20–50%"), (0.0, "< 20%"))
-CONFIDENCE_COLORS = {"≥ 90%": "#86efac", "50–90%": "#bfdbfe", "20–50%": "#fde68a", "< 20%": "#fca5a5"}
+FORCED = "forced"
+LENGTH_LIMIT = "stopped at the length limit"
+UNREADABLE = "<unk>: characters this model cannot read"
+CONFIDENCE_COLORS = {"≥ 90%": "#86efac", "50–90%": "#bfdbfe", "20–50%": "#fde68a", "< 20%": "#fca5a5",
+                     FORCED: "#c4b5fd", LENGTH_LIMIT: "#d1d5db"}
+SOURCE_COLORS = {UNREADABLE: "#fca5a5"}
 
 
 def confidence_label(prob: float) -> str:
     return next(label for low, label in CONFIDENCE_BINS if prob >= low)
 
 
-def highlighted_tokens(trace: dict) -> list[tuple[str, str]]:
-    """(text, confidence bin) per output piece for gr.HighlightedText: the colour says how
-    sure the model was of the token it produced (its raw softmax probability)."""
-    return [(step["piece"].replace("▁", " "), confidence_label(step["model_prob"]))
-            for step in trace["steps"] if step["piece"] != "</s>"]  # EOS is not part of the text
+def highlighted_tokens(trace: dict) -> list[tuple[str, str | None]]:
+    """(word, category) per output word for gr.HighlightedText. A word is its sub-word pieces
+    joined (a piece starting with "▁" starts a word); its colour is the model's raw
+    probability of its least sure piece, or "forced" when a piece of it was forced. An output
+    the length limit cut ends with a grey chip that says so."""
+    words: list[list[dict]] = []
+    for step in trace["steps"]:
+        if step["piece"] == "</s>":
+            continue  # EOS is not part of the text
+        if not words or step["piece"].startswith("▁"):
+            words.append([])
+        words[-1].append(step)
+    chips = [(("" if i == 0 else " ") + "".join(s["piece"] for s in word).lstrip("▁"),
+              FORCED if any(s["forced"] for s in word) else confidence_label(min(s["model_prob"] for s in word)))
+             for i, word in enumerate(words)]
+    if trace.get("length_capped"):
+        chips.append((" …", LENGTH_LIMIT))
+    return chips
+
+
+def source_highlight(trace: dict) -> list[tuple[str, str | None]]:
+    """The source text with the characters the model cannot read marked (as runs of
+    characters, for gr.HighlightedText, which shows text and never interprets it)."""
+    unknown = set((trace.get("familiarity") or {}).get("unknown_characters") or [])
+    runs: list[tuple[str, str | None]] = []
+    for char in trace["source"]:
+        category = UNREADABLE if char in unknown else None
+        if runs and runs[-1][1] == category:
+            runs[-1] = (runs[-1][0] + char, category)
+        else:
+            runs.append((char, category))
+    return runs
 
 
 UNFAMILIAR_NOTE = ("**This sentence is unlike what the model was trained on:** {reasons}. The model learnt "
@@ -53,11 +85,11 @@ def familiarity_note(trace: dict) -> str:
     return UNFAMILIAR_NOTE.format(reasons="; ".join(familiarity["reasons"]))
 
 
-NBEST_COLUMNS = ["rank", "translation", "score", "log-prob", "tokens"]
+NBEST_COLUMNS = ["#", "translation", "score", "log-prob", "tokens"]  # "#": a phone breaks "rank" mid-word
 
 
 def nbest_table(trace: dict) -> pd.DataFrame:
-    rows = [{"rank": i + 1, "translation": h["text"], "score": round(h["score"], 4),
+    rows = [{"#": i + 1, "translation": h["text"], "score": round(h["score"], 4),
              "log-prob": round(h["logprob"], 4), "tokens": len(h["token_ids"])}
             for i, h in enumerate(trace["hypotheses"])]
     return pd.DataFrame(rows, columns=NBEST_COLUMNS)
@@ -114,11 +146,13 @@ def step_distribution_plot(trace: dict, step: int) -> go.Figure:
     cut_note = f"<br>top-k / top-p and banned tokens removed {100 * cut:.1f}% of the model's probability" \
         if cut >= 0.0005 else ""
     fig.update_layout(barmode="group", title=f"Step {rec['step']}: chose “{safe(display_piece(rec['piece']))}”"
-                      f"{forced}, p = {rec['model_prob']:.3f}, entropy {rec['model_entropy']:.2f} nats{cut_note}",
+                      f"{forced}, p = {rec['model_prob']:.3f}<br>entropy {rec['model_entropy']:.2f} nats{cut_note}",
+                      # titles in short lines: a phone's 390 px must not clip them
+                      title_font_size=13,
                       # log scale: alternatives at 0.002 are as visible as the chosen token at 0.8
                       yaxis_title="probability (log scale)", yaxis_type="log", yaxis_range=[-4, 0], height=360,
                       yaxis_tickvals=[1e-4, 1e-3, 1e-2, 0.1, 1], yaxis_ticktext=["0.0001", "0.001", "0.01", "0.1", "1"],
-                      margin=dict(l=40, r=10, t=50, b=40), legend=dict(orientation="h", y=1.02, x=1,
+                      margin=dict(l=40, r=10, t=75, b=40), legend=dict(orientation="h", y=1.02, x=1,
                                                                        xanchor="right", yanchor="bottom"))
     return fig
 
@@ -142,9 +176,9 @@ def steps_overview_plot(trace: dict) -> go.Figure:
         z=[probs, entropy_shade], x=pieces, y=["p(chosen)", "entropy"],
         customdata=[probs, entropy], colorscale="Blues", zmin=0, zmax=1, showscale=False,
         hovertemplate="%{x}<br>%{y}: %{customdata:.3f}<extra></extra>"))
-    fig.update_layout(height=210, margin=dict(l=70, r=10, t=30, b=70),
-                      title=f"All steps (darker = higher; entropy shaded from 0 to ln {vocab:,} "
-                            f"= {max_entropy:.1f} nats, a uniform guess)",
+    fig.update_layout(height=230, margin=dict(l=70, r=10, t=50, b=70),
+                      title=f"All steps: darker = higher<br>entropy from 0 to ln {vocab:,} "
+                            f"= {max_entropy:.1f} nats", title_font_size=13,
                       xaxis=dict(tickangle=-45))
     return fig
 
@@ -159,7 +193,9 @@ def attention_plot(trace: dict) -> go.Figure:
     fig = go.Figure(go.Heatmap(z=rows, x=src, y=tgt, colorscale="Viridis", zmin=0, zmax=1,
                                hovertemplate="source %{x}<br>target %{y}<br>weight %{z:.3f}<extra></extra>"))
     fig.update_layout(title="Attention", height=max(320, 24 * len(tgt) + 120),
-                      yaxis=dict(autorange="reversed"), xaxis=dict(tickangle=-45),
+                      # every source piece labelled (Plotly thins category ticks on a narrow screen)
+                      yaxis=dict(autorange="reversed", tickmode="array", tickvals=tgt),
+                      xaxis=dict(tickangle=-45, tickmode="array", tickvals=src),
                       margin=dict(l=90, r=10, t=40, b=90))
     return fig
 
@@ -201,7 +237,7 @@ def beam_tree_plot(trace: dict) -> go.Figure:
             customdata=[[safe(n["piece"]), n["score"] if n["score"] is not None else -math.inf] for n in group],
             hovertemplate="%{customdata[0]}<br>log-prob %{customdata[1]:.3f}<extra>" + status + "</extra>")
     last = max(n["step"] for n in nodes)
-    fig.update_layout(title="Beam search tree (x: step, y: kept first, by score)", height=460,
+    fig.update_layout(title="Beam search tree<br>x: step · y: kept first, by score", title_font_size=13, height=460,
                       xaxis=dict(title="step", range=[-1.5, last + 0.5], dtick=1),
                       yaxis=dict(showticklabels=False), margin=dict(l=10, r=10, t=40, b=40))
     return fig
@@ -212,6 +248,11 @@ def _layer_order(node: dict) -> tuple[bool, float]:
     JSON could not hold, -inf, last)."""
     score = node["score"] if node["score"] is not None else -math.inf
     return node["status"] == "pruned", -score
+
+
+def placeholder_plot(message: str) -> go.Figure:
+    """A small figure with a message, for a plot with nothing to show yet."""
+    return _empty(message)
 
 
 def _empty(message: str) -> go.Figure:
