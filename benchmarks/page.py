@@ -1,23 +1,28 @@
-"""What the visitor waits for in the browser: opening the raw trace of a large translation.
+"""What the visitor waits for in the browser: the first translation, each later one, and
+opening the raw trace of a large translation.
 
-    python -m benchmarks.page [--model de-en] [--beam-size 16] [--n-best 16]
+    python -m benchmarks.page [--model de-en] [--beam-size 16] [--n-best 16] [--clicks 10]
 
-Serves the page (``build_demo`` over assets/models) on loopback, drives Debian's Chromium with
-Playwright (``/usr/bin/chromium``), translates a long sentence at the given beam size and n-best,
-then clicks "Raw trace (JSON)" and prints the seconds until the browser's next frame (the tab is
-frozen until then) and how many elements the page holds afterwards.
+Serves the page as ``app.py`` builds it (its arithmetic, threads and queue) on loopback and drives Debian's Chromium with
+Playwright (``/usr/bin/chromium``) at 1280x1000:
+
+- first Translate: the page loaded, one click on Translate (beam 5), until the translation is on
+  the page and the browser has drawn the next frame after it (the plots come in the same update);
+- click to result: the same for ``--clicks`` more clicks, alternating two example sentences so
+  that every click changes the page (median after one warm-up, and p90);
+- raw trace: a long sentence at ``--beam-size`` / ``--n-best``, then a click on "Raw trace
+  (JSON)", the seconds until the browser's next frame (the tab is frozen until then) and how
+  many elements the page holds afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
-from s2s_demo.ui.blocks import build_demo  # noqa: E402
-from s2s_demo.ui.registry import ModelRegistry  # noqa: E402
 
 from .common import machine_line  # noqa: E402
 
@@ -35,6 +40,27 @@ def set_number(page, label: str, value: int) -> None:
     page.wait_for_timeout(300)
 
 
+# runs in the page: click Translate, resolve with the milliseconds until ``expected`` is in the
+# translation box and a frame has been drawn after that
+CLICK_TO_RESULT = """async (expected) => {
+  const norm = s => s.replace(/\\s+/g, ' ').trim();
+  const start = performance.now();
+  document.querySelector('#translate button, button#translate').click();
+  await new Promise(resolve => {
+    const done = () => norm(document.querySelector('#translation').innerText).includes(norm(expected));
+    if (done()) return resolve();
+    new MutationObserver((_, observer) => { if (done()) { observer.disconnect(); resolve(); } })
+      .observe(document.body, {subtree: true, childList: true, characterData: true});
+  });
+  await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  return performance.now() - start;
+}"""
+
+
+def click_to_result_ms(page, expected: str) -> float:
+    return page.evaluate(CLICK_TO_RESULT, expected)
+
+
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
@@ -43,17 +69,19 @@ def main() -> None:
     parser.add_argument("--beam-size", type=int, default=16)
     parser.add_argument("--n-best", type=int, default=16)
     parser.add_argument("--text", default=SENTENCE)
+    parser.add_argument("--clicks", type=int, default=10)
     args = parser.parse_args()
-    registry = ModelRegistry.discover("assets/models", extra="")
-    demo = build_demo(registry)
-    demo.queue()
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    import app  # the page exactly as the Space serves it: its threads, arithmetic, queue and allocator
+
+    registry, demo = app.registry, app.demo
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, css=app.PAGE_CSS)
     print(machine_line())
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.goto(url)
+            time_translations(page, registry, args.clicks)
             if args.model != registry.default:
                 page.get_by_label("Model").click()
                 page.get_by_role("option", name=registry.label(args.model)).click()
@@ -73,6 +101,25 @@ def main() -> None:
             browser.close()
     finally:
         demo.close()
+
+
+def time_translations(page, registry, clicks: int) -> None:
+    """First Translate after load, then ``clicks`` more (beam 5, the default model's examples)."""
+    translator = registry.get(registry.default)
+    examples = [w["text"] for w in translator.card.get("widget", [])[:2]]
+    expected = [translator.translate(text).translation for text in examples]
+    box = page.get_by_label("Source sentence", exact=False)
+    page.wait_for_selector("#translate")
+    box.fill(examples[0])
+    first = click_to_result_ms(page, expected[0])
+    times = []
+    for i in range(clicks + 1):  # the first of these is the warm-up
+        box.fill(examples[(i + 1) % 2])
+        times.append(click_to_result_ms(page, expected[(i + 1) % 2]))
+    times = sorted(times[1:])
+    print(f"first Translate after load: {first:.0f} ms; click to translation and plots drawn "
+          f"(beam 5, {registry.default}, {clicks} clicks after a warm-up): median "
+          f"{statistics.median(times):.0f} ms, p90 {times[int(0.9 * (len(times) - 1))]:.0f} ms")
 
 
 if __name__ == "__main__":
