@@ -32,10 +32,12 @@ def test_distribution_figures_on_a_known_distribution():
     log_probs[:, 0] = math.log(0.5)
     log_probs[:, 1:10] = math.log(0.5 / 9)
     log_probs = torch.log_softmax(log_probs, -1)
-    figures = calibration.distribution_figures(log_probs, torch.tensor([0, 0, 1, 1]))
+    # references: the top token twice, another top-10 token, and one outside the top 10 (id 15)
+    figures = calibration.distribution_figures(log_probs, torch.tensor([0, 0, 1, 15]))
     assert figures["confidence"] == pytest.approx(0.5, abs=1e-4)
     assert figures["accuracy"] == 0.5 and figures["ece"] == pytest.approx(0.0, abs=1e-4)
     assert figures["mass_outside_top10"] == pytest.approx(0.0, abs=1e-4)
+    assert figures["reference_outside_top10"] == 0.25
     assert figures["positions"] == 4
 
 

@@ -10,7 +10,9 @@ default), teacher-forced on the reference translations of ``--split`` (val):
   mean |accuracy - confidence| weighted by bin size, where accuracy is whether the top token is
   the reference token;
 - mean top-1 confidence against top-1 accuracy (over- or under-confidence);
-- mean probability mass outside the top 10 (what the page's top-10 lists leave out);
+- mean probability mass outside the top 10 (what the page's top-10 lists leave out), beside
+  the share of positions whose reference token is outside the top 10 (what a calibrated model
+  would leave there);
 - junk samples: the share of temperature-1 samples (no top-k, no top-p; the first
   ``--sample-sentences`` sentences x ``--seeds`` seeds, through ``Translator.translate``) that
   draw at least one token of model probability below 0.001; and the same at the page's
@@ -78,10 +80,14 @@ def distribution_figures(log_probs: torch.Tensor, tokens: torch.Tensor) -> dict:
     probs = log_probs.exp()
     confidence, top1 = probs.max(dim=-1)
     correct = top1 == tokens
-    outside = 1 - probs.topk(TOP_N, dim=-1).values.sum(-1)
+    top_values, top_tokens = probs.topk(TOP_N, dim=-1)
+    outside = 1 - top_values.sum(-1)
+    # What a calibrated model would leave outside its top N: how often the reference is not in it.
+    reference_outside = ~(top_tokens == tokens[:, None]).any(-1)
     return {"ece": round(expected_calibration_error(confidence, correct), 4),
             "confidence": round(confidence.mean().item(), 4), "accuracy": round(correct.float().mean().item(), 4),
             "mass_outside_top10": round(outside.mean().item(), 4),
+            "reference_outside_top10": round(reference_outside.float().mean().item(), 4),
             "nll": round(-log_probs.gather(1, tokens[:, None]).mean().item(), 4), "positions": len(tokens)}
 
 
@@ -162,6 +168,7 @@ How far the probabilities can be taken at their word, teacher-forced on {f['spli
 | ECE of the top-1 token (15 bins) | {f['ece']:.4f} |
 | mean top-1 confidence / accuracy | {f['confidence']:.3f} / {f['accuracy']:.3f} |
 | mean probability outside the top 10 | {f['mass_outside_top10']:.3f} |
+| reference token outside the top 10 | {f['reference_outside_top10']:.3f} |
 | temperature-1 samples with a token of p < 0.001 ({f['sample_sentences']} sentences × {f['seeds']} seeds) | {100 * f['junk_samples']:.1f}% |
 | the same at the page's sampling default, top-k {PAGE_SAMPLING_TOP_K} | {100 * f['junk_samples_page']:.1f}% |
 """
@@ -236,7 +243,8 @@ def main(argv: list[str] | None = None) -> None:
 def format_figures(name: str, f: dict) -> str:
     return (f"{name} {f['split']} ({f['sentences']} sentences, {f['positions']} positions, {f['arithmetic']}, "
             f"temperature {f['temperature']}): ECE {f['ece']:.4f}, confidence {f['confidence']:.3f} vs accuracy "
-            f"{f['accuracy']:.3f}, mass outside top 10 {f['mass_outside_top10']:.3f}, NLL {f['nll']:.3f}, "
+            f"{f['accuracy']:.3f}, mass outside top 10 {f['mass_outside_top10']:.3f} "
+            f"(reference outside top 10 {f['reference_outside_top10']:.3f}), NLL {f['nll']:.3f}, "
             f"junk samples {100 * f['junk_samples']:.1f}% ({f['sample_sentences']} sentences x {f['seeds']} seeds; "
             f"{100 * f['junk_samples_page']:.1f}% at the page's top-k {PAGE_SAMPLING_TOP_K})")
 
