@@ -224,7 +224,8 @@ def test_soup_is_the_weighted_mean_and_refuses_what_does_not_line_up(tmp_path, t
     mixed = hub.load_model(out).state_dict()
     for key, value in mixed.items():
         torch.testing.assert_close(value, 0.5 * states[0][key] + 0.25 * states[1][key] + 0.25 * states[2][key])
-    assert hub.load(out).translate("ein Hund").translation is not None  # a usable folder
+    trace = hub.load(out).translate("ein Hund")  # a usable folder: it loads and decodes to an end
+    assert trace.hypotheses and trace.steps and trace.steps[-1].piece == "</s>"
 
     wider = hub.save_folder(make_model(toy_tokenizer, seed=4, dec_hidden_size=48), toy_tokenizer_dir, tmp_path / "w")
     for args, message in (([f"{folders[0]}=0.5", f"{folders[1]}=0.4"], "sum to 1"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict, dataclass
 import math
 import os
 import random
@@ -27,7 +28,7 @@ from tqdm import tqdm
 
 from s2s_demo.config import ModelConfig
 from s2s_demo.decoding import translate_ids
-from s2s_demo.hub import load_model, save_folder
+from s2s_demo.hub import load_model
 from s2s_demo.inference import InferenceEngine
 from s2s_demo.model import Seq2Seq
 from s2s_demo.runtime import cpu_name
@@ -37,7 +38,7 @@ from s2s_demo.tokenizer import SOURCE_FILE, TARGET_FILE, SubwordSampling, Tokeni
 from .configuration import load_config
 from .data import Example, collate, epoch_seed, make_batches, tokenize
 from .prepare import prepare, read_split
-from .soup import weighted_mean
+from . import checkpoints
 
 
 # ---------------------------------------------------------------- distributed helpers
@@ -123,7 +124,7 @@ def batch_loss(model, batch, label_smoothing: float, teacher_forcing: float) -> 
 
 
 def model_config(model) -> ModelConfig:
-    return (model.module if hasattr(model, "module") else model).config
+    return checkpoints.unwrap(model).config
 
 
 # ---------------------------------------------------------------- validation
@@ -156,58 +157,6 @@ def cpu_copy(model: Seq2Seq) -> Seq2Seq:
     return copy
 
 
-# ---------------------------------------------------------------- checkpoints
-def save_checkpoint(path: Path, model, optimizer, scheduler, progress: dict) -> None:
-    """Atomic write of everything resume needs (a crash mid-write keeps the old file)."""
-    payload = {
-        "model": (model.module if hasattr(model, "module") else model).state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "progress": progress,
-        "torch_rng": torch.get_rng_state(),
-        "python_rng": list(random.getstate()[1]),
-        "python_rng_meta": [random.getstate()[0], random.getstate()[2]],
-    }
-    if torch.cuda.is_initialized():  # dropout masks on a GPU come from its own generator
-        payload["cuda_rng"] = torch.cuda.get_rng_state_all()
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: Path, model, optimizer, scheduler) -> dict:
-    # weights_only: our own checkpoints hold only tensors and plain containers
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    (model.module if hasattr(model, "module") else model).load_state_dict(payload["model"])
-    optimizer.load_state_dict(payload["optimizer"])
-    scheduler.load_state_dict(payload["scheduler"])
-    torch.set_rng_state(payload["torch_rng"])
-    version, gauss = payload["python_rng_meta"]
-    random.setstate((version, tuple(payload["python_rng"]), gauss))
-    if "cuda_rng" in payload and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(payload["cuda_rng"])
-    return payload["progress"]
-
-
-def average_checkpoints(paths: list[Path]) -> dict:
-    """Element-wise mean of the model weights in ``paths``."""
-    avg = None
-    for path in paths:
-        state = torch.load(path, map_location="cpu", weights_only=True)["model"]
-        if avg is None:
-            avg = {k: v.clone().double() for k, v in state.items()}
-        else:
-            for k, v in state.items():
-                avg[k] += v.double()
-    return {k: (v / len(paths)).float() for k, v in avg.items()}
-
-
-def prune_checkpoints(ckpt_dir: Path, keep: int) -> None:
-    steps = sorted(ckpt_dir.glob("step-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
-    for path in steps[:-keep] if keep > 0 else steps:
-        path.unlink()
-
-
 # ---------------------------------------------------------------- plots
 def plot_curves(metrics_path: Path, out_path: Path) -> None:
     """Training loss and validation BLEU against steps, as a PNG."""
@@ -231,165 +180,199 @@ def plot_curves(metrics_path: Path, out_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- main loop
-def train(config: dict, rank: int = 0, world: int = 1) -> Path:
-    tcfg = config["training"]
-    out_dir = Path(tcfg["out_dir"])
-    ckpt_dir = out_dir / "checkpoints"
-    if tcfg["threads"]:
-        torch.set_num_threads(tcfg["threads"])
-    if rank == 0:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        if tcfg["init_from"]:
-            copy_tokenizer(Path(tcfg["init_from"]), out_dir / "data")
-        prepare(config, out_dir)
-    barrier(world)
-    tokenizer = TokenizerPair.from_folder(out_dir / "data")
-    dcfg = config["data"]
-    train_text = read_split(dcfg, dcfg["train_split"])
-    sampling = (SubwordSampling(tcfg["subword_alpha"], tcfg["subword_nbest_size"])
-                if tcfg["subword_alpha"] else None)
-    train_examples = tokenize(train_text, tokenizer, dcfg["max_len"])
-    valid_text = read_split(dcfg, dcfg["valid_split"])
-    n_valid = min(len(valid_text), tcfg["valid_max_sentences"])
-    valid_examples = tokenize(type(valid_text)(valid_text.source[:n_valid], valid_text.target[:n_valid]), tokenizer)
-    valid_refs = valid_text.target[: n_valid]
+@dataclass
+class Progress:
+    """Where a run is: everything the loop changes, saved in every checkpoint (as a dict)."""
 
-    torch.manual_seed(tcfg["seed"])
-    random.seed(tcfg["seed"])
-    model_cfg = ModelConfig(src_vocab_size=tokenizer.src_vocab_size, tgt_vocab_size=tokenizer.tgt_vocab_size,
-                            src_lang=dcfg["src_lang"], tgt_lang=dcfg["tgt_lang"], **config["model"])
-    device = resolve_device(tcfg["device"], world)
-    model = Seq2Seq(model_cfg).to(device)
-    core = model
-    if world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(model)
-    optimizer = build_optimizer(core, tcfg)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, tcfg))
-    progress = {"step": 0, "epoch": 0, "batch": 0, "best_bleu": -1.0, "bad_validations": 0,
-                "seconds": 0.0, "tokens": 0, "stopped": False}
-    last = ckpt_dir / "last.pt"
-    if last.exists():
-        progress = load_checkpoint(last, model, optimizer, scheduler)
-        if rank == 0:
-            print(f"resumed from {last} at step {progress['step']}", flush=True)
-    elif tcfg["init_from"]:
-        init_weights(core, Path(tcfg["init_from"]))
-        if rank == 0:
-            print(f"initialised from {tcfg['init_from']}", flush=True)
-    metrics_path = out_dir / "metrics.jsonl"
-    if rank == 0:
-        _drop_rows_after(metrics_path, progress["step"])
-        print(f"model: {core.num_parameters():,} parameters; {len(train_examples):,} training pairs",
-              flush=True)
-    bar = tqdm(total=tcfg["max_steps"], initial=progress["step"], desc=out_dir.name,
-               disable=rank != 0 or None, dynamic_ncols=True)
-    window_tokens, window_start = 0, time.perf_counter()
-    deadline = time.monotonic() + 60 * tcfg["max_minutes"] if tcfg["max_minutes"] else math.inf
-    model.train()
-    while not progress["stopped"] and progress["step"] < tcfg["max_steps"] \
-            and progress["epoch"] < tcfg["max_epochs"]:
-        if sampling is not None:  # a new segmentation of the corpus every epoch
-            train_examples = tokenize(train_text, tokenizer, dcfg["max_len"], sampling,
-                                      seed=epoch_seed(tcfg["seed"], progress["epoch"]))
-        batches = make_batches(train_examples, tcfg["batch_tokens"], tcfg["seed"], progress["epoch"])
-        batches = batches[: len(batches) - len(batches) % world]  # equal steps on every rank
-        while progress["batch"] < len(batches) and progress["step"] < tcfg["max_steps"]:
-            idx = batches[progress["batch"] + rank]
-            progress["batch"] += world
-            step_start = time.perf_counter()
-            batch = collate([train_examples[i] for i in idx], model_cfg.pad_id, model_cfg.bos_id,
-                            model_cfg.eos_id).to(device)
-            loss = batch_loss(model, batch, tcfg["label_smoothing"], tcfg["teacher_forcing"])
-            optimizer.zero_grad(set_to_none=True)
-            (loss / batch.n_tokens).backward()
-            if tcfg["clip_norm"]:
-                torch.nn.utils.clip_grad_norm_(core.parameters(), tcfg["clip_norm"])
-            optimizer.step()
-            scheduler.step()
-            if device.type == "cuda":
-                torch.cuda.synchronize()  # so the step's seconds hold its GPU work
-            progress["step"] += 1
-            progress["seconds"] += time.perf_counter() - step_start
-            progress["tokens"] += batch.n_tokens * world
-            window_tokens += batch.n_tokens * world
-            bar.update(1)
-            step = progress["step"]
-            if rank == 0 and step % 20 == 0:
-                rate = window_tokens / (time.perf_counter() - window_start)
-                window_tokens, window_start = 0, time.perf_counter()
-                bar.set_postfix(loss=f"{loss.item() / batch.n_tokens:.3f}", tok_s=f"{rate:.0f}",
-                                lr=f"{scheduler.get_last_lr()[0]:.2e}")
-                _log(metrics_path, {"step": step, "epoch": progress["epoch"],
-                                    "train_loss": loss.item() / batch.n_tokens,
-                                    "lr": scheduler.get_last_lr()[0], "tokens_per_s": rate})
-            if step % tcfg["valid_every"] == 0:
-                _validate_and_track(core, valid_examples, valid_refs, tokenizer, tcfg, progress,
-                                    metrics_path, out_dir, rank, device_name(device))
-                progress["stopped"] = broadcast_flag(progress["stopped"], world)
-                window_start = time.perf_counter()
-            if rank == 0 and step % tcfg["checkpoint_every"] == 0:
-                save_checkpoint(ckpt_dir / f"step-{step}.pt", model, optimizer, scheduler, progress)
-                save_checkpoint(last, model, optimizer, scheduler, progress)
-                prune_checkpoints(ckpt_dir, tcfg["keep_checkpoints"])
-            if tcfg["max_minutes"] and broadcast_flag(time.monotonic() > deadline, world):
-                # a wall-clock budget (benchmarks): keep this step's weights for the export
-                if rank == 0:
-                    save_checkpoint(ckpt_dir / f"step-{step}.pt", model, optimizer, scheduler, progress)
-                progress["stopped"] = True
-            if progress["stopped"]:
-                break
+    step: int = 0
+    epoch: int = 0
+    batch: int = 0
+    best_bleu: float = -1.0
+    bad_validations: int = 0
+    seconds: float = 0.0
+    tokens: int = 0
+    stopped: bool = False
+
+
+class Trainer:
+    """One training run of ``config`` on this process (``rank`` of ``world``): data, model,
+    optimiser and progress in one place; :meth:`run` is the loop, read top to bottom."""
+
+    def __init__(self, config: dict, rank: int = 0, world: int = 1) -> None:
+        self.config, self.rank, self.world = config, rank, world
+        self.tcfg, self.dcfg = config["training"], config["data"]
+        self.out_dir = Path(self.tcfg["out_dir"])
+        self.ckpt_dir = self.out_dir / "checkpoints"
+        self.metrics_path = self.out_dir / "metrics.jsonl"
+        if self.tcfg["threads"]:
+            torch.set_num_threads(self.tcfg["threads"])
+        self._prepare_data()
+        torch.manual_seed(self.tcfg["seed"])
+        random.seed(self.tcfg["seed"])
+        self.model_cfg = ModelConfig(src_vocab_size=self.tokenizer.src_vocab_size,
+                                     tgt_vocab_size=self.tokenizer.tgt_vocab_size, src_lang=self.dcfg["src_lang"],
+                                     tgt_lang=self.dcfg["tgt_lang"], **config["model"])
+        self.device = resolve_device(self.tcfg["device"], world)
+        self.core = Seq2Seq(self.model_cfg).to(self.device)
+        self.model = torch.nn.parallel.DistributedDataParallel(self.core) if world > 1 else self.core
+        self.optimizer = build_optimizer(self.core, self.tcfg)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, self.tcfg))
+        self.progress = self._start()
+
+    def _prepare_data(self) -> None:
+        """Tokenizers (made by rank 0), the tokenized training pairs and the validation subset."""
+        tcfg, dcfg = self.tcfg, self.dcfg
+        if self.rank == 0:
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            if tcfg["init_from"]:
+                copy_tokenizer(Path(tcfg["init_from"]), self.out_dir / "data")
+            prepare(self.config, self.out_dir)
+        barrier(self.world)
+        self.tokenizer = TokenizerPair.from_folder(self.out_dir / "data")
+        self.train_text = read_split(dcfg, dcfg["train_split"])
+        self.sampling = (SubwordSampling(tcfg["subword_alpha"], tcfg["subword_nbest_size"])
+                         if tcfg["subword_alpha"] else None)
+        self.train_examples = tokenize(self.train_text, self.tokenizer, dcfg["max_len"])
+        valid = read_split(dcfg, dcfg["valid_split"])
+        n = min(len(valid), tcfg["valid_max_sentences"])
+        self.valid_examples = tokenize(type(valid)(valid.source[:n], valid.target[:n]), self.tokenizer)
+        self.valid_refs = valid.target[:n]
+
+    def _start(self) -> Progress:
+        """Resume from last.pt, else start from ``init_from``'s weights or from scratch."""
+        last = self.ckpt_dir / checkpoints.LAST
+        progress = Progress()
+        if last.exists():
+            progress = Progress(**checkpoints.load(last, self.model, self.optimizer, self.scheduler))
+            self._say(f"resumed from {last} at step {progress.step}")
+        elif self.tcfg["init_from"]:
+            init_weights(self.core, Path(self.tcfg["init_from"]))
+            self._say(f"initialised from {self.tcfg['init_from']}")
+        if self.rank == 0:
+            _drop_rows_after(self.metrics_path, progress.step)
+        self._say(f"model: {self.core.num_parameters():,} parameters; {len(self.train_examples):,} training pairs")
+        return progress
+
+    def run(self) -> Path:
+        """Train until max_steps, max_epochs, early stopping or the wall-clock budget; export."""
+        tcfg, progress = self.tcfg, self.progress
+        self.bar = tqdm(total=tcfg["max_steps"], initial=progress.step, desc=self.out_dir.name,
+                        disable=self.rank != 0 or None, dynamic_ncols=True)
+        self.window = [0, time.perf_counter()]  # target tokens and start of the rate's window
+        deadline = time.monotonic() + 60 * tcfg["max_minutes"] if tcfg["max_minutes"] else math.inf
+        self.model.train()
+        while not progress.stopped and progress.step < tcfg["max_steps"] and progress.epoch < tcfg["max_epochs"]:
+            batches = self._epoch_batches()
+            while progress.batch < len(batches) and progress.step < tcfg["max_steps"]:
+                indices = batches[progress.batch + self.rank]
+                progress.batch += self.world
+                loss, n_tokens = self._train_step(indices)
+                self._after_step(loss, n_tokens)
+                if tcfg["max_minutes"] and broadcast_flag(time.monotonic() > deadline, self.world):
+                    # a wall-clock budget (benchmarks): keep this step's weights for the export
+                    self._checkpoint(step_only=True)
+                    progress.stopped = True
+                if progress.stopped:
+                    break
+            else:
+                progress.epoch += 1
+                progress.batch = 0
+        return self._finish()
+
+    def _epoch_batches(self) -> list[list[int]]:
+        """This epoch's batches of example indices (a new segmentation first, with subword sampling)."""
+        tcfg = self.tcfg
+        if self.sampling is not None:
+            self.train_examples = tokenize(self.train_text, self.tokenizer, self.dcfg["max_len"], self.sampling,
+                                           seed=epoch_seed(tcfg["seed"], self.progress.epoch))
+        batches = make_batches(self.train_examples, tcfg["batch_tokens"], tcfg["seed"], self.progress.epoch)
+        return batches[: len(batches) - len(batches) % self.world]  # equal steps on every rank
+
+    def _train_step(self, indices: list[int]) -> tuple[float, int]:
+        """One optimiser step on a batch; returns its summed loss and its target tokens."""
+        cfg, tcfg = self.model_cfg, self.tcfg
+        start = time.perf_counter()
+        batch = collate([self.train_examples[i] for i in indices], cfg.pad_id, cfg.bos_id, cfg.eos_id).to(self.device)
+        loss = batch_loss(self.model, batch, tcfg["label_smoothing"], tcfg["teacher_forcing"])
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss / batch.n_tokens).backward()
+        if tcfg["clip_norm"]:
+            torch.nn.utils.clip_grad_norm_(self.core.parameters(), tcfg["clip_norm"])
+        self.optimizer.step()
+        self.scheduler.step()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()  # so the step's seconds hold its GPU work
+        self.progress.step += 1
+        self.progress.seconds += time.perf_counter() - start
+        self.progress.tokens += batch.n_tokens * self.world
+        return loss.item(), batch.n_tokens
+
+    def _after_step(self, loss: float, n_tokens: int) -> None:
+        """Progress bar and log every 20 steps, validation and checkpoints on their schedules."""
+        step, tcfg = self.progress.step, self.tcfg
+        self.window[0] += n_tokens * self.world
+        self.bar.update(1)
+        if self.rank == 0 and step % 20 == 0:
+            rate = self.window[0] / (time.perf_counter() - self.window[1])
+            self.window = [0, time.perf_counter()]
+            lr = self.scheduler.get_last_lr()[0]
+            self.bar.set_postfix(loss=f"{loss / n_tokens:.3f}", tok_s=f"{rate:.0f}", lr=f"{lr:.2e}")
+            _log(self.metrics_path, {"step": step, "epoch": self.progress.epoch, "train_loss": loss / n_tokens,
+                                     "lr": lr, "tokens_per_s": rate})
+        if step % tcfg["valid_every"] == 0:
+            self._validate()
+            self.progress.stopped = broadcast_flag(self.progress.stopped, self.world)
+            self.window[1] = time.perf_counter()
+        if step % tcfg["checkpoint_every"] == 0:
+            self._checkpoint()
+
+    def _validate(self) -> None:
+        """Validate (rank 0), log, keep the best checkpoint, decide early stopping."""
+        if self.rank != 0:
+            return
+        progress = self.progress
+        result = validate(self.core, self.valid_examples, self.valid_refs, self.tokenizer, self.tcfg["batch_tokens"])
+        result.update(step=progress.step, epoch=progress.epoch, train_seconds=progress.seconds,
+                      train_tokens=progress.tokens, hardware=device_name(self.device), torch=torch.__version__)
+        _log(self.metrics_path, result)
+        tqdm.write(f"step {progress.step}: valid loss {result['valid_loss']:.3f} BLEU {result['valid_bleu']:.2f}")
+        if result["valid_bleu"] > progress.best_bleu:
+            progress.best_bleu, progress.bad_validations = result["valid_bleu"], 0
+            checkpoints.save_best(self.ckpt_dir, self.core)
         else:
-            progress["epoch"] += 1
-            progress["batch"] = 0
-    bar.close()
-    if rank == 0:
-        save_checkpoint(last, model, optimizer, scheduler, progress)
-        export_model(core, out_dir, tcfg)
-    barrier(world)
-    if world > 1:
-        dist.destroy_process_group()
-    return out_dir / "model"
+            progress.bad_validations += 1
+            progress.stopped = progress.bad_validations >= self.tcfg["patience"]
+        plot_curves(self.metrics_path, self.out_dir / "curves.png")
+
+    def _checkpoint(self, step_only: bool = False) -> None:
+        """step-N.pt (rank 0), and unless ``step_only`` last.pt and pruning."""
+        if self.rank != 0:
+            return
+        state = (self.model, self.optimizer, self.scheduler, asdict(self.progress))
+        checkpoints.save(self.ckpt_dir / f"step-{self.progress.step}.pt", *state)
+        if not step_only:
+            checkpoints.save(self.ckpt_dir / checkpoints.LAST, *state)
+            checkpoints.prune(self.ckpt_dir, self.tcfg["keep_checkpoints"])
+
+    def _finish(self) -> Path:
+        self.bar.close()
+        if self.rank == 0:
+            checkpoints.save(self.ckpt_dir / checkpoints.LAST, self.model, self.optimizer, self.scheduler,
+                             asdict(self.progress))
+            checkpoints.export(self.core, self.out_dir, self.tcfg)
+        barrier(self.world)
+        if self.world > 1:
+            dist.destroy_process_group()
+        return self.out_dir / "model"
+
+    def _say(self, message: str) -> None:
+        if self.rank == 0:
+            print(message, flush=True)
 
 
-def _validate_and_track(core, valid_examples, valid_refs, tokenizer, tcfg, progress,
-                        metrics_path, out_dir, rank, hardware: str) -> None:
-    """Validate (rank 0), log, keep the best checkpoint, decide early stopping."""
-    if rank != 0:
-        return
-    result = validate(core, valid_examples, valid_refs, tokenizer, tcfg["batch_tokens"])
-    result.update(step=progress["step"], epoch=progress["epoch"],
-                  train_seconds=progress["seconds"], train_tokens=progress["tokens"],
-                  hardware=hardware, torch=torch.__version__)
-    _log(metrics_path, result)
-    tqdm.write(f"step {progress['step']}: valid loss {result['valid_loss']:.3f} "
-               f"BLEU {result['valid_bleu']:.2f}")
-    if result["valid_bleu"] > progress["best_bleu"]:
-        progress["best_bleu"], progress["bad_validations"] = result["valid_bleu"], 0
-        torch.save({"model": core.state_dict()}, out_dir / "checkpoints" / "best.pt")
-    else:
-        progress["bad_validations"] += 1
-        progress["stopped"] = progress["bad_validations"] >= tcfg["patience"]
-    plot_curves(metrics_path, out_dir / "curves.png")
-
-
-def export_model(core: Seq2Seq, out_dir: Path, tcfg: dict) -> Path:
-    """Average the last checkpoints into ``out_dir/model`` (plain copy if there is one); with
-    ``training.export_init_share`` > 0, blend that average with the ``init_from`` weights."""
-    ckpts = sorted((out_dir / "checkpoints").glob("step-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
-    ckpts = ckpts[-tcfg["average_checkpoints"]:] if tcfg["average_checkpoints"] else ckpts[-1:]
-    weights = average_checkpoints(ckpts) if ckpts else {k: v.cpu() for k, v in core.state_dict().items()}
-    if tcfg["export_init_share"]:
-        start = load_model(Path(tcfg["init_from"])).state_dict()
-        weights = blend_weights(start, weights, tcfg["export_init_share"])
-    export = Seq2Seq(core.config)
-    export.load_state_dict(weights)
-    return save_folder(export, out_dir / "data", out_dir / "model")
-
-
-def blend_weights(start: dict, tuned: dict, start_share: float) -> dict:
-    """``start_share * start + (1 - start_share) * tuned``, tensor by tensor: interpolating a
-    fine-tune with the weights it started from (Wortsman et al., 2022, "WiSE-FT") can beat both."""
-    return weighted_mean([start, tuned], [start_share, 1 - start_share])
+def train(config: dict, rank: int = 0, world: int = 1) -> Path:
+    """Run :class:`Trainer` on ``config``; returns the exported model folder."""
+    return Trainer(config, rank, world).run()
 
 
 def copy_tokenizer(model_folder: Path, data_dir: Path) -> None:
