@@ -20,16 +20,17 @@ def test_decode_benchmark_prints_latency_breakdown_profile_and_throughput():
         assert line in out, (line, out)
 
 
-def test_page_benchmark_prints_the_raw_trace_figures():
+def test_page_benchmark_prints_the_translation_and_raw_trace_figures():
     import shutil
 
     import pytest
 
     if not shutil.which("chromium") and not os.path.exists("/usr/bin/chromium"):
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
-    result = subprocess.run([sys.executable, "-m", "benchmarks.page", "--beam-size", "2", "--n-best", "1"],
+    result = subprocess.run([sys.executable, "-m", "benchmarks.page", "--beam-size", "2", "--n-best", "1", "--clicks", "2"],
                             capture_output=True, text=True, cwd=ROOT, timeout=300,
                             env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert "machine: " in result.stdout
+    assert "first Translate after load: " in result.stdout and "click to translation and plots drawn" in result.stdout
     assert "raw trace of de-en, beam 2, n-best 1: opened in " in result.stdout and " elements in the page" in result.stdout
