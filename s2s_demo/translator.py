@@ -6,8 +6,10 @@ import json
 import time
 from pathlib import Path
 
+import torch
+
 from . import familiarity
-from .decoding import Hypothesis, search, translate_ids
+from .decoding import Hypothesis, length_normalizer, search, teacher_forced_log_probs, translate_ids
 from .hub import CARD_FILE, read_front_matter
 from .inference import InferenceEngine
 from .model import Seq2Seq
@@ -135,6 +137,38 @@ class Translator:
         self.check_prefix(settings, ids)
         result = search(self.engine, [ids], settings)[0]
         return result.hypotheses[0], (time.perf_counter() - start) * 1000
+
+    def score_reference(self, text: str, reference: str, settings: DecodeSettings | None = None) -> dict:
+        """How the model rates a given translation of ``text``, token by token (teacher forcing
+        through the decoding engine: the numbers the page shows for its own outputs).
+
+        Returns the reference's pieces and ids (EOS last), each token's model probability and
+        rank at its step (1 = the model's own first choice), the total log-prob and the score
+        length-normalised as ``settings`` (default: the model's tuned beam search) normalise,
+        the model's best translation under those settings with its log-prob and score, and
+        ``first_difference``: the first step whose reference token is not the model's choice
+        (None when the model would have written the reference itself).
+        """
+        settings = settings or self.default_settings()
+        ids = self.source_ids(text)
+        clean = normalize_text(reference) if isinstance(reference, str) else ""
+        if not clean:
+            raise InputError("Type a reference translation to score (it is empty).")
+        if len(reference) > MAX_CHARS:
+            raise InputError(f"The reference has {len(reference):,} characters; the limit is {MAX_CHARS:,}.")
+        target = self.tokenizer.encode_target(clean) + [self.model.config.eos_id]
+        log_probs = teacher_forced_log_probs(self.engine, ids, target)  # (T, V)
+        chosen = log_probs.gather(1, torch.tensor(target)[:, None])[:, 0]  # (T,)
+        ranks = ((log_probs > chosen[:, None]).sum(-1) + 1).tolist()
+        logprob = float(chosen.sum())
+        best, _ = self.best_hypothesis(text, settings)
+        return {"model": self.name, "source": text, "reference": reference,
+                "pieces": self.tokenizer.target_pieces(target), "token_ids": target,
+                "probs": chosen.exp().tolist(), "ranks": ranks, "logprob": logprob,
+                "score": logprob / length_normalizer(len(target), settings),
+                "first_difference": next((t for t, rank in enumerate(ranks) if rank > 1), None),
+                "best_translation": self.tokenizer.decode_target(best.tokens), "best_logprob": best.logprob,
+                "best_score": best.score, "settings": settings.to_dict()}
 
     def translate_batch(self, texts: list[str], settings: DecodeSettings | None = None,
                         batch_size: int = 64) -> BatchTranslations:

@@ -2,6 +2,7 @@
 
 import concurrent.futures
 import dataclasses
+import math
 import os
 import shutil
 import subprocess
@@ -286,3 +287,26 @@ def test_what_if_redecodes_with_the_settings_of_the_translation_it_changes(regis
     assert forced["hypotheses"][0]["token_ids"][:2] == prefix
     assert {k: forced["settings"][k] for k in ("method", "beam_size", "length_penalty")} == \
         {"method": "beam", "beam_size": 3, "length_penalty": 0.4}
+
+
+def test_score_rates_a_reference_token_by_token_through_the_api(client, registry, toy_sentences):
+    translator = registry.get("toy-attn")
+    source = toy_sentences[2]
+    greedy = DecodeSettings(method="greedy")
+    own = translator.translate(source, greedy)
+    # the model's own greedy output, scored greedily: every token is its first choice
+    scored = translator.score_reference(source, own.translation, greedy)
+    if scored["token_ids"] == own.hypotheses[0].token_ids:  # the text re-encodes to the same pieces
+        assert scored["ranks"] == [1] * len(scored["ranks"]) and scored["first_difference"] is None
+        assert scored["probs"] == pytest.approx([s.model_prob for s in own.steps], abs=1e-5)
+        assert scored["logprob"] == pytest.approx(own.hypotheses[0].logprob, abs=1e-4)
+    # through the API, with a reference the model would not write
+    other = client.predict(source, "zzz " + own.translation, model="toy-attn", api_name="/score")
+    assert other["token_ids"][-1] == translator.model.config.eos_id
+    assert len(other["probs"]) == len(other["ranks"]) == len(other["pieces"])
+    assert other["first_difference"] == next(t for t, r in enumerate(other["ranks"]) if r > 1)
+    assert other["logprob"] == pytest.approx(sum(math.log(p) for p in other["probs"]), abs=1e-3)
+    assert other["best_translation"] == translator.translate(source).translation  # tuned beam search
+    with pytest.raises(Exception, match="reference"):
+        client.predict(source, "   ", model="toy-attn", api_name="/score")
+    assert client.predict(source, "x", model="toy-attn", api_name="/score")["pieces"]  # still serving

@@ -252,7 +252,7 @@ def test_phone_layout_reaches_every_tab_without_sideways_scrolling(page_url, bro
     page.get_by_label("Source sentence", exact=False).fill(_source_sentence(registry))
     translate.click()
     _wait_for_text(page, "#translation", registry.get(None).translate(_source_sentence(registry)).translation)
-    for name in ("Steps", "Attention", "Beam tree", "Compare"):
+    for name in ("Steps", "Attention", "Beam tree", "Compare", "Score"):
         tab = page.get_by_role("tab", name=name)
         assert tab.is_visible(), f"tab {name} is folded away at phone width"
         tab.click()
@@ -296,3 +296,29 @@ def test_words_are_coloured_whole_and_flags_show_where_they_happen(page_url, bro
     marked = [text for text, colour in _chip_colours(page, "#unreadable")
               if colour.startswith(_rgb(SOURCE_COLORS[UNREADABLE]))]
     assert "مرحبا" in marked
+
+
+def test_score_your_own_translation_and_continue_from_the_first_difference(page_url, browser, tmp_path):
+    url, registry = page_url
+    translator = registry.get(None)
+    sentence = _source_sentence(registry)
+    own = translator.translate(sentence).translation
+    mine = "Somebody " + own  # a translation the model would not start with
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(url)
+    page.get_by_label("Source sentence", exact=False).fill(sentence)
+    page.get_by_role("tab", name="Score").click()
+    page.locator("#reference textarea").fill(mine)
+    page.get_by_role("button", name="Score this translation").click()
+    page.wait_for_function("() => document.querySelector('#score-summary').innerText.includes('Reference: log-prob')",
+                           timeout=30_000)
+    scored = translator.score_reference(sentence, mine, translator.default_settings())
+    summary = page.inner_text("#score-summary")
+    assert f"{scored['logprob']:.3f}" in summary and f"step {scored['first_difference']}" in summary
+    assert [text for text, _ in _chip_colours(page, "#scored")] == mine.split()
+    page.get_by_role("button", name="Force your translation up to the first difference; let the model go on").click()
+    page.locator("#continued .textfield .token").first.wait_for(timeout=30_000)
+    prefix = scored["token_ids"][: scored["first_difference"] + 1]
+    continued = translator.translate(sentence, translator.default_settings().replace(forced_prefix=tuple(prefix)))
+    _wait_for_text(page, "#continued", continued.translation)
+    page.screenshot(path=str((_shots() or tmp_path) / "score.png"), full_page=True)

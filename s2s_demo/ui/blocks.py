@@ -58,6 +58,19 @@ def translate_request(registry: ModelRegistry, request: Request) -> dict:
     return trace
 
 
+def score_request(registry: ModelRegistry, request: Request, reference: str) -> dict:
+    """Score a visitor's ``reference`` translation of the request's text with its model under
+    its settings (``Translator.score_reference``); ``model`` is the registry's name."""
+    try:
+        translator = registry.get(request.model)
+        scored = translator.score_reference(request.text, reference,
+                                            request.settings_for(translator.default_settings()))
+    except (InputError, SettingsError, UnknownModelError) as err:
+        raise RequestError(str(err), getattr(err, "field", None)) from err
+    scored["model"] = request.model or registry.default
+    return scored
+
+
 def compare_request(registry: ModelRegistry, request: Request) -> list[dict]:
     """Translate the request's text with its model and every other model that reads its
     language, under the same settings (a missing length penalty: each model's own tuned
@@ -154,6 +167,25 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             comparison = gr.Dataframe(headers=render.COMPARE_COLUMNS, label="Translations by model",
                                       interactive=False, wrap=True, elem_id="comparison")
             compare_note = gr.Markdown(elem_id="compare-note")
+        with gr.Tab("Score"):
+            gr.Markdown("Type your own translation of the sentence: how likely the model finds each of its "
+                        "tokens (teacher forcing), its score beside the model's best, and the first step where "
+                        "the model would have written something else.")
+            reference = gr.Textbox(label="Your translation", lines=2, max_lines=6, elem_id="reference")
+            score_btn = gr.Button("Score this translation")
+            score_summary = gr.Markdown(elem_id="score-summary")
+            scored_tokens = gr.HighlightedText(label="Your translation (colour: the model's probability of each "
+                                                     "word's least sure piece)", show_legend=True,
+                                               color_map=render.CONFIDENCE_COLORS, show_inline_category=False,
+                                               elem_id="scored")
+            model_best = gr.Textbox(label="The model's best translation", interactive=False)
+            scored_table = gr.Dataframe(headers=render.REFERENCE_COLUMNS, label="Token by token",
+                                        interactive=False, elem_id="scored-table")
+            continue_btn = gr.Button("Force your translation up to the first difference; let the model go on")
+            continued = gr.HighlightedText(label="Your translation up to the first difference, then the model's",
+                                           show_legend=True, color_map=render.CONFIDENCE_COLORS,
+                                           show_inline_category=False, elem_id="continued")
+        score_state = gr.State(None)
         with gr.Accordion("Raw trace (JSON)", open=False) as raw_trace:
             # a code view draws only the lines in sight; a JSON tree drew every node (4.6 s frozen
             # tab, 77k DOM nodes for a beam-16 trace)
@@ -196,6 +228,28 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
 
         compare_btn.click(show_comparison, [text, model, *controls], [comparison, compare_note],
                           api_visibility="undocumented")
+
+        def show_score(text_value, model_value, reference_value, *control_values):
+            request = Request.from_controls(text_value, model_value, *control_values)
+            scored = _guarded(score_request, registry, request, reference_value, labels=labels)
+            return (scored, render.reference_summary(scored), render.reference_tokens(scored),
+                    scored["best_translation"], render.reference_table(scored), None)
+
+        score_btn.click(show_score, [text, model, reference, *controls],
+                        [score_state, score_summary, scored_tokens, model_best, scored_table, continued],
+                        api_visibility="undocumented")
+
+        def continue_reference(scored):
+            if not scored:
+                raise gr.Error("Score a translation first.")
+            first = scored["first_difference"]
+            if first is None:
+                raise gr.Error("The model would write your whole translation itself: nothing to continue.")
+            prefix = scored["token_ids"][: first + 1]
+            return render.highlighted_tokens(_guarded(translate_request, registry, _same_request(scored, prefix),
+                                                      labels=labels))
+
+        continue_btn.click(continue_reference, score_state, continued, api_visibility="undocumented")
 
         def show_step(trace, index):
             if not trace or index is None:
@@ -245,7 +299,10 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                     _note(""), gr.update(value=None, visible=False))
 
         model.change(on_model, model, [examples, length_penalty], api_visibility="undocumented").then(
-            clear_outputs, None, outputs, api_visibility="undocumented")
+            clear_outputs, None, outputs, api_visibility="undocumented").then(
+            lambda: (None, "", None, "", None, None), None,
+            [score_state, score_summary, scored_tokens, model_best, scored_table, continued],
+            api_visibility="undocumented")
         # an example is a sentence to translate: fill the box and translate it
         examples.click(lambda sample: sample[0], examples, text, api_visibility="undocumented").then(
             run, [text, model, raw_open, *controls], outputs, api_visibility="undocumented")
@@ -265,6 +322,17 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                   "one row per model: model, pair, tgt_lang, description, translation, score, logprob, "
                   "tokens, search_ms, rank (by score among the models of the same target language)", list[dict])
 
+        def api_score(text: str, reference: str, model: str | None = None) -> dict:
+            return _guarded(score_request, registry, Request(text, model), reference)
+
+        gr.api(api_score, api_name="score", api_description=(
+            "Score a translation of text with a model (teacher forcing), under its tuned beam-search settings. "
+            "Parameters: text: the source sentence; reference: your translation of it (1 to 1000 characters); "
+            "model: a name from /models (default: the first model). Returns: pieces, token_ids, probs and "
+            "ranks (1 = the model's own first choice) per token of the reference, EOS last; logprob and score "
+            "(length-normalised as the settings do); best_translation, best_logprob, best_score; "
+            "first_difference: the first step whose reference token is not the model's choice, or null."))
+
         def api_models() -> list[dict]:
             """The loaded models: name, language pair, description."""
             return [{"name": n, "pair": t.pair, "description": t.description,
@@ -282,7 +350,8 @@ def _endpoint(handler, name: str, fields: tuple[str, ...], summary: str, returns
 
 
 def _same_request(trace: dict, forced_prefix: list[int]) -> Request:
-    """The request that made ``trace`` (its model and settings), with ``forced_prefix``."""
+    """The request that made ``trace`` (or a scored reference: its model and settings), with
+    ``forced_prefix``."""
     s = trace["settings"]
     return Request(trace["source"], trace["model"], **{name: s[name] for name in CONTROLS if name != "seed"},
                    seed=trace.get("seed"), forced_prefix=forced_prefix)

@@ -71,6 +71,34 @@ def source_highlight(trace: dict) -> list[tuple[str, str | None]]:
     return runs
 
 
+REFERENCE_COLUMNS = ["step", "piece", "p", "rank"]
+
+
+def reference_tokens(scored: dict) -> list[tuple[str, str | None]]:
+    """A scored reference as coloured words (the translation's colours: the least sure piece)."""
+    steps = [{"piece": piece, "model_prob": prob, "forced": False}
+             for piece, prob in zip(scored["pieces"], scored["probs"])]
+    return highlighted_tokens({"steps": steps})
+
+
+def reference_table(scored: dict) -> pd.DataFrame:
+    """One row per reference token: step, piece, model probability, rank at that step."""
+    return pd.DataFrame([[t, display_piece(piece), float(f"{prob:.3g}"), rank] for t, (piece, prob, rank)
+                         in enumerate(zip(scored["pieces"], scored["probs"], scored["ranks"]))],
+                        columns=REFERENCE_COLUMNS)
+
+
+def reference_summary(scored: dict) -> str:
+    """Numbers only (no text the visitor typed): the reference's score against the model's best."""
+    first = scored["first_difference"]
+    where = ("the model would have written every token of it itself" if first is None else
+             f"the model would first have chosen otherwise at step {first} "
+             f"(the reference's token there has rank {scored['ranks'][first]})")
+    return (f"Reference: log-prob **{scored['logprob']:.3f}**, score **{scored['score']:.3f}** "
+            f"({len(scored['pieces'])} tokens) · the model's best: log-prob {scored['best_logprob']:.3f}, "
+            f"score {scored['best_score']:.3f} · {where}.")
+
+
 UNFAMILIAR_NOTE = ("**This sentence is unlike what the model was trained on:** {reasons}. The model learnt "
                    "from Multi30k, about 29,000 short captions of photos (people, animals, everyday scenes), "
                    "so expect a fluent but invented translation. Try a caption such as the examples above.")
