@@ -322,3 +322,21 @@ def test_score_your_own_translation_and_continue_from_the_first_difference(page_
     continued = translator.translate(sentence, translator.default_settings().replace(forced_prefix=tuple(prefix)))
     _wait_for_text(page, "#continued", continued.translation)
     page.screenshot(path=str((_shots() or tmp_path) / "score.png"), full_page=True)
+
+
+def test_a_shared_link_opens_the_same_translation(page_url, browser):
+    from urllib.parse import urlencode
+
+    url, registry = page_url
+    translator, sentence = registry.get(None), _source_sentence(registry)
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(url + "?" + urlencode({"model": registry.default, "text": sentence, "method": "greedy"}))
+    greedy = translator.translate(sentence, translator.default_settings().replace(method="greedy"))
+    _wait_for_text(page, "#translation", greedy.translation)
+    assert " · greedy · " in page.inner_text("body")
+    page.wait_for_function("() => document.querySelector('#share textarea, #share input').value.includes('method=greedy')",
+                           timeout=15_000)
+    link = page.locator("#share textarea, #share input").first.input_value()
+    other = browser.new_page(viewport={"width": 1280, "height": 1000})
+    other.goto(link)
+    _wait_for_text(other, "#translation", greedy.translation)

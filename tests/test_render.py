@@ -81,3 +81,19 @@ def test_source_highlight_marks_only_the_unreadable_characters():
     trace = {"source": "Hi مر x", "familiarity": {"unknown_characters": ["م", "ر"]}}
     assert render.source_highlight(trace) == [("Hi ", None), ("مر", render.UNREADABLE), (" x", None)]
     assert render.source_highlight({"source": "ok", "familiarity": None}) == [("ok", None)]
+
+
+def test_a_link_carries_the_translation_and_a_broken_one_is_ignored(random_translator, toy_sentences):
+    from urllib.parse import parse_qsl
+
+    from s2s_demo.settings import DecodeSettings
+    from s2s_demo.ui import links
+
+    trace = random_translator.translate(toy_sentences[0], DecodeSettings(method="sample", top_k=5)).to_dict()
+    trace["model"] = "toy"
+    values = links.read_query(dict(parse_qsl(links.link_query(trace))), ["toy"])
+    assert values["model"] == "toy" and values["text"] == toy_sentences[0]
+    assert (values["method"], values["top_k"], values["seed"]) == ("sample", 5, trace["seed"])
+    broken = links.read_query({"model": "nope", "text": "x" * 5000, "beam_size": "99", "method": "viterbi",
+                               "top_p": "abc", "max_length": "40"}, ["toy"])
+    assert broken == {"max_length": 40}

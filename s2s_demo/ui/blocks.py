@@ -12,6 +12,7 @@ import gradio as gr
 from ..settings import BOUNDS, PAGE_SAMPLING_TOP_K, DecodeSettings, SettingsError
 from ..translator import MAX_CHARS, InputError
 from . import render
+from . import links
 from .registry import ModelRegistry, UnknownModelError
 from .request import CONTROLS, Request, api_description, api_function
 
@@ -137,6 +138,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                                          show_inline_category=False, elem_id="translation")
         nbest = gr.Dataframe(headers=render.NBEST_COLUMNS, label="n-best hypotheses", interactive=False, wrap=True)
         timing = gr.Markdown()
+        share = gr.Textbox(label="Link to this translation", interactive=False, buttons=["copy"], elem_id="share")
         with gr.Tab("Steps"):  # short names: all four tabs fit a phone's width
             # drawn at load, so that Plotly's bundle is there before the first Translate
             overview = gr.Plot(render.placeholder_plot("Translate a sentence to see every step here"),
@@ -215,8 +217,28 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
 
         outputs = [trace_state, translation, nbest, timing, overview, step, step_plot, alternative,
                    attention, tree, trace_json, original_box, whatif_box, familiarity, unreadable]
+        def share_link(trace, request: gr.Request):
+            if not trace:
+                return ""
+            # the page's own address: the event's request is the queue's, its Referer the page
+            page = request.headers.get("referer") or str(request.url)
+            return f"{page.split('?')[0]}?{links.link_query(trace)}"
+
         gr.on([translate_btn.click, text.submit], run, [text, model, raw_open, *controls], outputs,
-              api_visibility="undocumented")
+              api_visibility="undocumented").then(share_link, trace_state, share, api_visibility="undocumented")
+
+        def from_link(request: gr.Request):
+            # a shared link's model, text and settings; anything invalid in it is ignored
+            values = links.read_query(dict(request.query_params) if request else {}, registry.names)
+            by_name = {"model": model, "text": text, **widgets}
+            return [gr.update(value=values[name]) if name in values else gr.update() for name in by_name] + \
+                [bool(values.get("text"))]
+
+        linked = gr.State(False)
+        demo.load(from_link, None, [model, text, *widgets.values(), linked], api_visibility="undocumented").then(
+            lambda go, *args: run(*args) if go else [gr.update()] * len(outputs),
+            [linked, text, model, raw_open, *controls], outputs, api_visibility="undocumented").then(
+            share_link, trace_state, share, api_visibility="undocumented")
         raw_trace.expand(lambda trace: (True, _trace_json(trace) if trace else None), trace_state,
                          [raw_open, trace_json], api_visibility="undocumented")
         raw_trace.collapse(lambda: False, None, raw_open, api_visibility="undocumented")
@@ -300,8 +322,8 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
 
         model.change(on_model, model, [examples, length_penalty], api_visibility="undocumented").then(
             clear_outputs, None, outputs, api_visibility="undocumented").then(
-            lambda: (None, "", None, "", None, None), None,
-            [score_state, score_summary, scored_tokens, model_best, scored_table, continued],
+            lambda: (None, "", None, "", None, None, ""), None,
+            [score_state, score_summary, scored_tokens, model_best, scored_table, continued, share],
             api_visibility="undocumented")
         # an example is a sentence to translate: fill the box and translate it
         examples.click(lambda sample: sample[0], examples, text, api_visibility="undocumented").then(

@@ -1,0 +1,55 @@
+"""Shareable links: the page's state in its URL's query, and back.
+
+``?model=en-de&text=...&method=beam&beam_size=5&...``: the model, the text and the decoding
+controls (the names of ``Request``). Opening such a link fills the controls and translates.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from ..settings import DecodeSettings, SettingsError
+from ..translator import MAX_CHARS
+from .request import CONTROLS
+
+LINK_FIELDS = ("model", "text", *CONTROLS)
+
+
+def link_query(trace: dict) -> str:
+    """The query string that reproduces ``trace`` (its sample's seed included)."""
+    s = trace["settings"]
+    values = {"model": trace["model"], "text": trace["source"],
+              **{name: s[name] for name in CONTROLS if name != "seed"}}
+    if s["method"] == "sample" and trace.get("seed") is not None:
+        values["seed"] = trace["seed"]
+    return urlencode(values)
+
+
+def read_query(params: dict, models: list[str]) -> dict:
+    """The link's values that are valid (``DecodeSettings``' own checks), by field name; a
+    value that is not is left out, so a broken link opens the page with its defaults."""
+    values = {}
+    if params.get("model") in models:
+        values["model"] = params["model"]
+    text = params.get("text")
+    if isinstance(text, str) and 0 < len(text) <= MAX_CHARS:
+        values["text"] = text
+    for name in CONTROLS:
+        if name not in params:
+            continue
+        raw = params[name]
+        value = raw if name == "method" else _number(raw)
+        try:
+            DecodeSettings(**{name: value}, **({"beam_size": 16} if name == "n_best" else {}))
+        except (SettingsError, TypeError):
+            continue
+        values[name] = value
+    return values
+
+
+def _number(text: str):
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return int(number) if number.is_integer() else number
