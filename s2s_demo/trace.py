@@ -92,6 +92,8 @@ class Trace:
     length_capped: bool = False
     # the node ids of the best hypothesis in beam_nodes, from the start node 0 to its EOS
     best_path: list[int] = field(default_factory=list)
+    # the LSTM's gates, cells and bridge along the best hypothesis (s2s_demo.internals), on request
+    internals: dict | None = None
 
     def to_dict(self) -> dict:
         return _finite(asdict(self))

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from . import familiarity
+from . import internals as lstm_internals
 from .decoding import Hypothesis, length_normalizer, search, teacher_forced_log_probs, translate_ids
 from .hub import CARD_FILE, read_front_matter
 from .inference import InferenceEngine
@@ -105,8 +106,9 @@ class Translator:
                                 f"have at most {cap - 1} before its end (max_length {settings.max_length}, "
                                 f"{len(ids)} source pieces)")
 
-    def translate(self, text: str, settings: DecodeSettings | None = None) -> Trace:
-        """Decode one sentence and record everything the demo shows."""
+    def translate(self, text: str, settings: DecodeSettings | None = None, internals: bool = False) -> Trace:
+        """Decode one sentence and record everything the demo shows; ``internals``: also the
+        LSTM's gates, cells and bridge along the best hypothesis (``s2s_demo.internals``)."""
         settings = self.resolve_prefix(settings or self.default_settings())
         start = time.perf_counter()
         ids = self.source_ids(text)
@@ -124,8 +126,12 @@ class Translator:
         if trace.familiarity["unknown_pieces"]:
             # which characters: the page marks them in the source, where they happen
             trace.familiarity["unknown_characters"] = self.tokenizer.unknown_source_characters(normalize_text(text))
-        trace.timings_ms = {"search_ms": round(search_ms, 2),
-                            "total_ms": round((time.perf_counter() - start) * 1000, 2)}
+        if internals and result.hypotheses:
+            recorded = time.perf_counter()
+            trace.internals = lstm_internals.record(self.model, ids, result.hypotheses[0].tokens)
+            trace.timings_ms["internals_ms"] = round((time.perf_counter() - recorded) * 1000, 2)
+        trace.timings_ms.update(search_ms=round(search_ms, 2),
+                                total_ms=round((time.perf_counter() - start) * 1000, 2))
         return trace
 
     def best_hypothesis(self, text: str, settings: DecodeSettings | None = None) -> tuple[Hypothesis, float]:

@@ -262,7 +262,7 @@ def test_the_api_page_describes_every_parameter(client):
 
     endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     everything = [f.name for f in dataclasses.fields(Request)]
-    for name, fields in (("/translate", everything), ("/compare", everything[:-1])):
+    for name, fields in (("/translate", everything), ("/compare", everything[:-2])):
         endpoint = endpoints[name]
         assert [p["parameter_name"] for p in endpoint["parameters"]] == fields
         for field in fields:
@@ -310,3 +310,15 @@ def test_score_rates_a_reference_token_by_token_through_the_api(client, registry
     with pytest.raises(Exception, match="reference"):
         client.predict(source, "   ", model="toy-attn", api_name="/score")
     assert client.predict(source, "x", model="toy-attn", api_name="/score")["pieces"]  # still serving
+
+
+def test_the_api_returns_the_lstm_internals_on_request(client, toy_sentences):
+    _, plain = translate(client, toy_sentences[0], model="toy-attn", method="greedy")
+    assert plain["internals"] is None  # off by default: the trace stays small
+    _, traced = translate(client, toy_sentences[0], model="toy-attn", method="greedy", internals=True)
+    assert traced["translation"] == plain["translation"]
+    steps = len(traced["steps"])
+    for layer in traced["internals"]["decoder"]:
+        assert set(layer) == {"input_gate", "forget_gate", "output_gate", "cell", "hidden"}
+        assert all(len(layer[q]) == steps for q in layer)
+    assert len(traced["internals"]["bridge"]) == traced["internals"]["num_layers"]

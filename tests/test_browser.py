@@ -11,7 +11,7 @@ import pytest
 
 from s2s_demo import hub
 from s2s_demo.settings import DecodeSettings
-from s2s_demo.ui.blocks import PAGE_CSS, build_demo
+from s2s_demo.ui.blocks import build_demo
 from s2s_demo.ui.render import CONFIDENCE_COLORS, FORCED, SOURCE_COLORS, UNREADABLE
 from s2s_demo.ui.registry import ModelRegistry
 
@@ -36,7 +36,7 @@ def page_url(tmp_path_factory, toy_tokenizer, toy_tokenizer_dir):
         registry = ModelRegistry([hub.load(folder)])
     demo = build_demo(registry)
     demo.queue(default_concurrency_limit=2)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, css=PAGE_CSS)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     yield url, registry
     demo.close()
 
@@ -95,7 +95,7 @@ def test_translate_explore_and_what_if(page_url, browser, tmp_path):
     page.wait_for_timeout(500)
     assert page.locator(".js-plotly-plot").count() >= 1
     page.screenshot(path=str(shots / "attention.png"), full_page=True)
-    page.get_by_role("tab", name="Beam tree").click()
+    page.get_by_role("tab", name="Tree").click()
     page.wait_for_timeout(500)
     page.screenshot(path=str(shots / "beam-tree.png"), full_page=True)
     assert not dialogs
@@ -252,12 +252,12 @@ def test_phone_layout_reaches_every_tab_without_sideways_scrolling(page_url, bro
     page.get_by_label("Source sentence", exact=False).fill(_source_sentence(registry))
     translate.click()
     _wait_for_text(page, "#translation", registry.get(None).translate(_source_sentence(registry)).translation)
-    for name in ("Steps", "Attention", "Beam tree", "Compare", "Score"):
-        tab = page.get_by_role("tab", name=name)
+    for name in ("Steps", "Attention", "Tree", "LSTM", "Compare", "Score"):
+        tab = page.get_by_role("tab", name=name, exact=True)
         assert tab.is_visible(), f"tab {name} is folded away at phone width"
         tab.click()
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
-    page.get_by_role("tab", name="Steps").click()
+    page.get_by_role("tab", name="Steps", exact=True).click()
     page.wait_for_timeout(500)
     page.screenshot(path=str((_shots() or tmp_path) / "phone.png"), full_page=True)
 
@@ -340,3 +340,24 @@ def test_a_shared_link_opens_the_same_translation(page_url, browser):
     other = browser.new_page(viewport={"width": 1280, "height": 1000})
     other.goto(link)
     _wait_for_text(other, "#translation", greedy.translation)
+
+
+def test_inside_the_lstm_draws_gates_and_the_bridge(page_url, browser, tmp_path):
+    url, registry = page_url
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(url)
+    page.get_by_label("Source sentence", exact=False).fill(_source_sentence(registry))
+    page.get_by_role("button", name="Translate").click()
+    _wait_for_text(page, "#translation", registry.get(None).translate(_source_sentence(registry)).translation)
+    page.get_by_role("tab", name="LSTM").click()
+    page.get_by_role("button", name="Show the LSTM's gates and cells").click()
+    page.locator("#lstm-heatmap .js-plotly-plot").wait_for(timeout=30_000)
+    page.locator("#bridge .js-plotly-plot").wait_for(timeout=30_000)
+    page.wait_for_function("() => document.querySelector('#lstm-heatmap').innerText.includes('forget gate')",
+                           timeout=15_000)
+    page.get_by_label("Quantity").click()
+    page.get_by_role("option", name="cell state").click()
+    page.wait_for_function("() => document.querySelector('#lstm-heatmap').innerText.includes('cell state')",
+                           timeout=15_000)
+    assert "decoder initial h" in page.inner_text("#bridge")
+    page.screenshot(path=str((_shots() or tmp_path) / "lstm.png"), full_page=True)

@@ -9,6 +9,7 @@ import logging
 
 import gradio as gr
 
+from .. import internals
 from ..settings import BOUNDS, PAGE_SAMPLING_TOP_K, DecodeSettings, SettingsError
 from ..translator import MAX_CHARS, InputError
 from . import render
@@ -29,14 +30,6 @@ SAMPLING_HELP = ("Sampling draws each token from the model's distribution. **Top
                  "likely tokens, **top-p** the fewest whose probabilities add up to p; the rest are cut, and "
                  "each step's chart says how much probability that removed.")
 
-# Launch the page with ``css=PAGE_CSS``. At phone width the tab buttons get less padding, so
-# that Gradio finds room for all four instead of folding two into its "..." menu.
-PAGE_CSS = """
-@media (max-width: 480px) {
-  .tab-container button { padding-left: 6px !important; padding-right: 6px !important; font-size: 14px; }
-}
-"""
-
 
 class RequestError(ValueError):
     """A request that cannot be served; the message is shown to the visitor. ``field``: the
@@ -51,7 +44,8 @@ def translate_request(registry: ModelRegistry, request: Request) -> dict:
     """Validate everything, translate, and return the trace dict (what the page shows)."""
     try:
         translator = registry.get(request.model)
-        trace = translator.translate(request.text, request.settings_for(translator.default_settings())).to_dict()
+        trace = translator.translate(request.text, request.settings_for(translator.default_settings()),
+                                     internals=request.internals).to_dict()
     except (InputError, SettingsError, UnknownModelError) as err:
         raise RequestError(str(err), getattr(err, "field", None)) from err
     # the registry's name (unique), so a what-if re-decode asks for the same model
@@ -139,55 +133,72 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         nbest = gr.Dataframe(headers=render.NBEST_COLUMNS, label="n-best hypotheses", interactive=False, wrap=True)
         timing = gr.Markdown()
         share = gr.Textbox(label="Link to this translation", interactive=False, buttons=["copy"], elem_id="share")
-        with gr.Tab("Steps"):  # short names: all four tabs fit a phone's width
-            # drawn at load, so that Plotly's bundle is there before the first Translate
-            overview = gr.Plot(render.placeholder_plot("Translate a sentence to see every step here"),
-                               label="All steps")
-            step = gr.Dropdown(choices=[], label="Step", interactive=True)
-            step_plot = gr.Plot(label="Distribution at this step")
-            # a panel, not a Group: inside a Group the buttons lose their frames and read as text
-            with gr.Column(variant="panel"):
-                gr.Markdown("**What if?** Force another token at this step; the model continues from there.")
+        internals_state = gr.State(None)  # the LSTM tab's recording of the current translation
+        score_state = gr.State(None)      # the Score tab's scored reference
+        # on a phone the tab names wrap to a second row instead of hiding behind "..."
+        with gr.Tabs(overflow_behavior="wrap"):
+            with gr.Tab("Steps", id="steps"):
+                # drawn at load, so that Plotly's bundle is there before the first Translate
+                overview = gr.Plot(render.placeholder_plot("Translate a sentence to see every step here"),
+                                   label="All steps")
+                step = gr.Dropdown(choices=[], label="Step", interactive=True)
+                step_plot = gr.Plot(label="Distribution at this step")
+                # a panel, not a Group: inside a Group the buttons lose their frames and read as text
+                with gr.Column(variant="panel"):
+                    gr.Markdown("**What if?** Force another token at this step; the model continues from there.")
+                    with gr.Row():
+                        alternative = gr.Dropdown(choices=[], label="Alternative token", interactive=True, scale=3)
+                        whatif_btn = gr.Button("Re-decode with this token", variant="primary", scale=1)
+                        reset_btn = gr.Button("Reset", scale=1)
+                    with gr.Row():
+                        original_box = gr.Textbox(label="Original translation", interactive=False)
+                        whatif_box = gr.HighlightedText(label="With the forced token", show_legend=True,
+                                                       color_map=render.CONFIDENCE_COLORS,
+                                                       show_inline_category=False, elem_id="what-if")
+            with gr.Tab("Attention", id="attention"):
+                attention = gr.Plot(label="Attention")
+            with gr.Tab("Tree", id="tree"):
+                tree = gr.Plot(label="Beam search tree")
+            with gr.Tab("LSTM", id="lstm"):
+                gr.Markdown("Inside the decoder's LSTM along the translation: its input, forget and output gates, "
+                            "its cell and hidden states, unit by unit at every step, and the bridge that turns the "
+                            "encoder's final forward and backward states into the decoder's first state. Replayed "
+                            "from the model's float32 weights with the textbook LSTM equations.")
                 with gr.Row():
-                    alternative = gr.Dropdown(choices=[], label="Alternative token", interactive=True, scale=3)
-                    whatif_btn = gr.Button("Re-decode with this token", variant="primary", scale=1)
-                    reset_btn = gr.Button("Reset", scale=1)
-                with gr.Row():
-                    original_box = gr.Textbox(label="Original translation", interactive=False)
-                    whatif_box = gr.HighlightedText(label="With the forced token", show_legend=True,
-                                                   color_map=render.CONFIDENCE_COLORS,
-                                                   show_inline_category=False, elem_id="what-if")
-        with gr.Tab("Attention"):
-            attention = gr.Plot(label="Attention")
-        with gr.Tab("Beam tree"):
-            tree = gr.Plot(label="Beam search tree")
-        with gr.Tab("Compare"):
-            gr.Markdown("The same sentence through every model that reads its language (the attention "
-                        "models and the plain encoder-decoder), with the decoding settings above; "
-                        "score and log-prob are those of each model's best hypothesis.")
-            compare_btn = gr.Button("Compare on this sentence")
-            comparison = gr.Dataframe(headers=render.COMPARE_COLUMNS, label="Translations by model",
-                                      interactive=False, wrap=True, elem_id="comparison")
-            compare_note = gr.Markdown(elem_id="compare-note")
-        with gr.Tab("Score"):
-            gr.Markdown("Type your own translation of the sentence: how likely the model finds each of its "
-                        "tokens (teacher forcing), its score beside the model's best, and the first step where "
-                        "the model would have written something else.")
-            reference = gr.Textbox(label="Your translation", lines=2, max_lines=6, elem_id="reference")
-            score_btn = gr.Button("Score this translation")
-            score_summary = gr.Markdown(elem_id="score-summary")
-            scored_tokens = gr.HighlightedText(label="Your translation (colour: the model's probability of each "
-                                                     "word's least sure piece)", show_legend=True,
-                                               color_map=render.CONFIDENCE_COLORS, show_inline_category=False,
-                                               elem_id="scored")
-            model_best = gr.Textbox(label="The model's best translation", interactive=False)
-            scored_table = gr.Dataframe(headers=render.REFERENCE_COLUMNS, label="Token by token",
-                                        interactive=False, elem_id="scored-table")
-            continue_btn = gr.Button("Force your translation up to the first difference; let the model go on")
-            continued = gr.HighlightedText(label="Your translation up to the first difference, then the model's",
-                                           show_legend=True, color_map=render.CONFIDENCE_COLORS,
-                                           show_inline_category=False, elem_id="continued")
-        score_state = gr.State(None)
+                    quantity = gr.Dropdown([(label, name) for name, label in render.QUANTITY_LABELS.items()],
+                                           value="forget_gate", label="Quantity")
+                    layer = gr.Dropdown([(f"layer {i + 1}", i) for i in range(_layers(registry))], value=0,
+                                        label="Decoder layer")
+                    unit_order = gr.Dropdown(list(render.UNIT_ORDERS), value=render.UNIT_ORDERS[0], label="Units")
+                internals_btn = gr.Button("Show the LSTM's gates and cells")
+                lstm_heatmap = gr.Plot(label="Units × steps", elem_id="lstm-heatmap")
+                bridge = gr.Plot(label="The bridge", elem_id="bridge")
+            with gr.Tab("Compare", id="compare"):
+                gr.Markdown("The same sentence through every model that reads its language (the attention "
+                            "models and the plain encoder-decoder), with the decoding settings above; "
+                            "score and log-prob are those of each model's best hypothesis.")
+                compare_btn = gr.Button("Compare on this sentence")
+                comparison = gr.Dataframe(headers=render.COMPARE_COLUMNS, label="Translations by model",
+                                          interactive=False, wrap=True, elem_id="comparison")
+                compare_note = gr.Markdown(elem_id="compare-note")
+            with gr.Tab("Score", id="score"):
+                gr.Markdown("Type your own translation of the sentence: how likely the model finds each of its "
+                            "tokens (teacher forcing), its score beside the model's best, and the first step where "
+                            "the model would have written something else.")
+                reference = gr.Textbox(label="Your translation", lines=2, max_lines=6, elem_id="reference")
+                score_btn = gr.Button("Score this translation")
+                score_summary = gr.Markdown(elem_id="score-summary")
+                scored_tokens = gr.HighlightedText(label="Your translation (colour: the model's probability of each "
+                                                         "word's least sure piece)", show_legend=True,
+                                                   color_map=render.CONFIDENCE_COLORS, show_inline_category=False,
+                                                   elem_id="scored")
+                model_best = gr.Textbox(label="The model's best translation", interactive=False)
+                scored_table = gr.Dataframe(headers=render.REFERENCE_COLUMNS, label="Token by token",
+                                            interactive=False, elem_id="scored-table")
+                continue_btn = gr.Button("Force your translation up to the first difference; let the model go on")
+                continued = gr.HighlightedText(label="Your translation up to the first difference, then the model's",
+                                               show_legend=True, color_map=render.CONFIDENCE_COLORS,
+                                               show_inline_category=False, elem_id="continued")
         with gr.Accordion("Raw trace (JSON)", open=False) as raw_trace:
             # a code view draws only the lines in sight; a JSON tree drew every node (4.6 s frozen
             # tab, 77k DOM nodes for a beam-16 trace)
@@ -226,6 +237,9 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
 
         gr.on([translate_btn.click, text.submit], run, [text, model, raw_open, *controls], outputs,
               api_visibility="undocumented").then(share_link, trace_state, share, api_visibility="undocumented")
+        # another translation: the LSTM view was of the one before
+        gr.on([translate_btn.click, text.submit, model.change], lambda: (None, None, None), None,
+              [internals_state, lstm_heatmap, bridge], api_visibility="undocumented")
 
         def from_link(request: gr.Request):
             # a shared link's model, text and settings; anything invalid in it is ignored
@@ -272,6 +286,30 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                                                       labels=labels))
 
         continue_btn.click(continue_reference, score_state, continued, api_visibility="undocumented")
+
+        def show_internals(trace, quantity_value, layer_value, order_value):
+            if not trace:
+                raise gr.Error("Translate a sentence first.")
+            translator = registry.get(trace["model"])
+            layer_value = min(int(layer_value), translator.model.config.num_layers - 1)
+            recorded = internals.record(translator.model, translator.source_ids(trace["source"]),
+                                        trace["hypotheses"][0]["token_ids"])
+            return (recorded, render.lstm_plot(trace, recorded, quantity_value, layer_value, order_value),
+                    render.bridge_plot(recorded, layer_value))
+
+        internals_btn.click(show_internals, [trace_state, quantity, layer, unit_order],
+                            [internals_state, lstm_heatmap, bridge], api_visibility="undocumented")
+
+        def redraw_internals(trace, recorded, quantity_value, layer_value, order_value):
+            if not trace or not recorded:
+                return gr.update(), gr.update()
+            layer_value = min(int(layer_value), recorded["num_layers"] - 1)
+            return (render.lstm_plot(trace, recorded, quantity_value, layer_value, order_value),
+                    render.bridge_plot(recorded, layer_value))
+
+        gr.on([quantity.change, layer.change, unit_order.change], redraw_internals,
+              [trace_state, internals_state, quantity, layer, unit_order], [lstm_heatmap, bridge],
+              api_visibility="undocumented")
 
         def show_step(trace, index):
             if not trace or index is None:
@@ -339,7 +377,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                   "candidates of the model's and the method's distributions and attention, n-best hypotheses, "
                   "beam tree and best_path, familiarity, length_capped, seed, timings)", tuple[str, dict])
         _endpoint(lambda request: _guarded(compare_request, registry, request), "compare",
-                  tuple(f.name for f in dataclasses.fields(Request) if f.name != "forced_prefix"),
+                  tuple(f.name for f in dataclasses.fields(Request) if f.name not in ("forced_prefix", "internals")),
                   "Translate text with the given model and every other model that reads its language.",
                   "one row per model: model, pair, tgt_lang, description, translation, score, logprob, "
                   "tokens, search_ms, rank (by score among the models of the same target language)", list[dict])
@@ -392,6 +430,10 @@ def _guarded(request, *args, labels: dict[str, str] | None = None):
         if labels and err.field in labels and message.startswith(f"{err.field}:"):
             message = f"{labels[err.field]}:{message[len(err.field) + 1:]}"
         raise gr.Error(message, print_exception=False) from err
+
+
+def _layers(registry: ModelRegistry) -> int:
+    return max(registry.get(name).model.config.num_layers for name in registry.names)
 
 
 def _trace_json(trace: dict) -> str:

@@ -278,6 +278,54 @@ def _layer_order(node: dict) -> tuple[bool, float]:
     return node["status"] == "pruned", -score
 
 
+QUANTITY_LABELS = {"input_gate": "input gate", "forget_gate": "forget gate", "output_gate": "output gate",
+                   "cell": "cell state", "hidden": "hidden state"}
+UNIT_ORDERS = ("by variance over the sentence", "by unit number")
+
+
+def lstm_plot(trace: dict, internals: dict, quantity: str, layer: int, order: str = UNIT_ORDERS[0]) -> go.Figure:
+    """Units x steps heatmap of one decoder quantity and layer; units ordered by how much they
+    vary over the sentence (where the structure is) or by number."""
+    values = internals["decoder"][layer][quantity]  # (T, H)
+    units = list(range(len(values[0])))
+    if order == UNIT_ORDERS[0]:
+        def variance(u):
+            column = [row[u] for row in values]
+            mean = sum(column) / len(column)
+            return sum((v - mean) ** 2 for v in column)
+        units.sort(key=variance, reverse=True)
+    steps = [f"{s['step']}:{safe(display_piece(s['piece']))}" for s in trace["steps"]]
+    gate = quantity.endswith("gate")
+    fig = go.Figure(go.Heatmap(
+        z=[[row[u] for row in values] for u in units], x=steps, y=[f"unit {u}" for u in units],
+        colorscale="Viridis" if gate else "RdBu", zmin=0 if gate else None, zmax=1 if gate else None,
+        zmid=None if gate else 0, hovertemplate="%{y}<br>step %{x}<br>value %{z:.3f}<extra></extra>"))
+    fig.update_layout(title=f"Decoder layer {layer + 1}: {QUANTITY_LABELS[quantity]}<br>units ({order})",
+                      title_font_size=13, height=max(360, min(1200, 3 * len(units) + 140)),
+                      # the first unit of the order on top
+                      yaxis=dict(showticklabels=False, autorange="reversed"), xaxis=dict(tickangle=-45),
+                      margin=dict(l=10, r=10, t=60, b=90))
+    return fig
+
+
+def bridge_plot(internals: dict, layer: int) -> go.Figure:
+    """The bridge of one layer: the encoder's final forward and backward states, concatenated,
+    become the decoder's initial state through tanh(W [forward; backward] + b)."""
+    bridge = internals["bridge"][layer]
+    rows = [("encoder forward, last piece", bridge["forward_final"]),
+            ("encoder backward, first piece", bridge["backward_final"]),
+            ("[forward; backward]", bridge["concatenated"]), ("decoder initial h", bridge["decoder_h0"]),
+            ("decoder initial c", bridge["decoder_c0"])]
+    width = max(len(values) for _, values in rows)
+    fig = go.Figure(go.Heatmap(z=[values + [None] * (width - len(values)) for _, values in rows],
+                               y=[name for name, _ in rows], colorscale="RdBu", zmid=0,
+                               hovertemplate="%{y}<br>unit %{x}<br>%{z:.3f}<extra></extra>"))
+    fig.update_layout(title=f"The bridge, layer {layer + 1}: encoder's final states → decoder's first state",
+                      title_font_size=13, height=300, yaxis=dict(autorange="reversed"),
+                      margin=dict(l=190, r=10, t=50, b=40), xaxis=dict(title="unit"))
+    return fig
+
+
 def placeholder_plot(message: str) -> go.Figure:
     """A small figure with a message, for a plot with nothing to show yet."""
     return _empty(message)

@@ -44,7 +44,8 @@ def _request_fields() -> list[tuple]:
     settings = {f.name: f for f in dataclasses.fields(DecodeSettings)}
     controls = [(name, settings[name].type, settings[name].default) for name in CONTROLS]
     controls[CONTROLS.index("length_penalty")] = ("length_penalty", "float | None", None)
-    return [("text", "str"), ("model", "str | None", None), *controls, ("forced_prefix", "list | None", None)]
+    return [("text", "str"), ("model", "str | None", None), *controls, ("forced_prefix", "list | None", None),
+            ("internals", "bool", False)]
 
 
 Request = dataclasses.make_dataclass(
@@ -72,6 +73,7 @@ PARAMETER_DOCS = {
     "max_length": f"most output tokens, in {_range('max_length')} (default 100)",
     "seed": "sampling only: the random seed; null = a fresh one, reported back in the trace",
     "forced_prefix": "target pieces (or ids) the first steps must write; one string = one piece",
+    "internals": "true: the trace also holds the LSTM's gates, cells and bridge along the best hypothesis",
 }
 
 
