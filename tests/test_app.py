@@ -274,13 +274,13 @@ def test_the_api_page_describes_every_parameter(client):
 def test_what_if_redecodes_with_the_settings_of_the_translation_it_changes(registry, toy_sentences):
     """The page's what-if asks for the model and settings the trace was made with, whatever
     the controls say now (a beam original is continued by beam search, not greedy)."""
-    from s2s_demo.ui.blocks import _same_request, translate_request
+    from s2s_demo.ui.request import same_request, translate_request
 
     original = translate_request(registry, Request(toy_sentences[1], "toy-attn", method="beam", beam_size=3,
                                                    length_penalty=0.4, max_length=30))
     alternative = original["steps"][1]["model_top"][1]["token_id"]
     prefix = original["hypotheses"][0]["token_ids"][:1] + [alternative]
-    request = _same_request(original, prefix)
+    request = same_request(original, prefix)
     assert (request.model, request.method, request.beam_size, request.length_penalty, request.max_length) == \
         ("toy-attn", "beam", 3, 0.4, 30)
     forced = translate_request(registry, request)

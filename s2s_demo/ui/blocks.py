@@ -1,5 +1,5 @@
-"""The Gradio Blocks of the demo. Handlers only call ``translate_request`` and render
-the trace dict it returns; the API endpoint returns that same dict."""
+"""The Gradio Blocks of the demo. Handlers only call the request functions of
+``s2s_demo.ui.request`` and render the dicts they return; the API endpoints return those same dicts."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import logging
 import gradio as gr
 
 from .. import internals
-from ..settings import BOUNDS, PAGE_SAMPLING_TOP_K, DecodeSettings, SettingsError
-from ..translator import MAX_CHARS, InputError
-from . import render
-from . import links
-from .registry import ModelRegistry, UnknownModelError
-from .request import CONTROLS, Request, api_description, api_function
+from ..settings import BOUNDS, PAGE_SAMPLING_TOP_K, DecodeSettings
+from ..translator import MAX_CHARS
+from . import links, render
+from .registry import ModelRegistry
+from .request import (CONTROLS, Request, RequestError, same_request, api_description, api_function,
+                      compare_request, score_request, translate_request)
 
 log = logging.getLogger(__name__)
 DEFAULTS = DecodeSettings()
@@ -29,68 +29,6 @@ search — and ask *what if the model had chosen another word here?*"""
 SAMPLING_HELP = ("Sampling draws each token from the model's distribution. **Top-k** keeps only the k most "
                  "likely tokens, **top-p** the fewest whose probabilities add up to p; the rest are cut, and "
                  "each step's chart says how much probability that removed.")
-
-
-class RequestError(ValueError):
-    """A request that cannot be served; the message is shown to the visitor. ``field``: the
-    setting at fault, if one is (the page names it by its control's label)."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-def translate_request(registry: ModelRegistry, request: Request) -> dict:
-    """Validate everything, translate, and return the trace dict (what the page shows)."""
-    try:
-        translator = registry.get(request.model)
-        trace = translator.translate(request.text, request.settings_for(translator.default_settings()),
-                                     internals=request.internals).to_dict()
-    except (InputError, SettingsError, UnknownModelError) as err:
-        raise RequestError(str(err), getattr(err, "field", None)) from err
-    # the registry's name (unique), so a what-if re-decode asks for the same model
-    trace["model"] = request.model or registry.default
-    return trace
-
-
-def score_request(registry: ModelRegistry, request: Request, reference: str) -> dict:
-    """Score a visitor's ``reference`` translation of the request's text with its model under
-    its settings (``Translator.score_reference``); ``model`` is the registry's name."""
-    try:
-        translator = registry.get(request.model)
-        scored = translator.score_reference(request.text, reference,
-                                            request.settings_for(translator.default_settings()))
-    except (InputError, SettingsError, UnknownModelError) as err:
-        raise RequestError(str(err), getattr(err, "field", None)) from err
-    scored["model"] = request.model or registry.default
-    return scored
-
-
-def compare_request(registry: ModelRegistry, request: Request) -> list[dict]:
-    """Translate the request's text with its model and every other model that reads its
-    language, under the same settings (a missing length penalty: each model's own tuned
-    value), from each search's best hypothesis (no traces). One dict per model, the request's
-    first: name, pair, target language, description, translation, score, log-prob, tokens,
-    search time, and ``rank``: by score among the models of the same target language (scores
-    of different target languages are not comparable)."""
-    try:
-        names = registry.same_source(request.model)
-        rows = []
-        for name in names:
-            translator = registry.get(name)
-            settings = request.settings_for(translator.default_settings())
-            best, search_ms = translator.best_hypothesis(request.text, settings)
-            rows.append({"model": name, "pair": translator.pair, "tgt_lang": translator.model.config.tgt_lang,
-                         "description": translator.description,
-                         "translation": translator.tokenizer.decode_target(best.tokens),
-                         "score": best.score, "logprob": best.logprob, "tokens": len(best.tokens),
-                         "search_ms": round(search_ms, 2)})
-    except (InputError, SettingsError, UnknownModelError) as err:
-        raise RequestError(str(err), getattr(err, "field", None)) from err
-    for row in rows:
-        rivals = [r["score"] for r in rows if r["tgt_lang"] == row["tgt_lang"]]
-        row["rank"] = 1 + sum(score > row["score"] for score in rivals)
-    return rows
 
 
 def build_demo(registry: ModelRegistry) -> gr.Blocks:
@@ -282,7 +220,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             if first is None:
                 raise gr.Error("The model would write your whole translation itself: nothing to continue.")
             prefix = scored["token_ids"][: first + 1]
-            return render.highlighted_tokens(_guarded(translate_request, registry, _same_request(scored, prefix),
+            return render.highlighted_tokens(_guarded(translate_request, registry, same_request(scored, prefix),
                                                       labels=labels))
 
         continue_btn.click(continue_reference, score_state, continued, api_visibility="undocumented")
@@ -325,7 +263,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                 raise gr.Error("Choose a step and an alternative token.")
             prefix = trace["hypotheses"][0]["token_ids"][: int(index)] + [int(token_id)]
             # the settings of the translation it is compared with, not the controls as they are now
-            forced = _guarded(translate_request, registry, _same_request(trace, prefix), labels=labels)
+            forced = _guarded(translate_request, registry, same_request(trace, prefix), labels=labels)
             return render.highlighted_tokens(forced)
 
         whatif_btn.click(what_if, [trace_state, step, alternative], [whatif_box], api_visibility="undocumented")
@@ -407,14 +345,6 @@ def _endpoint(handler, name: str, fields: tuple[str, ...], summary: str, returns
     """An API endpoint taking ``Request``'s ``fields``, described on the API page."""
     gr.api(api_function(handler, fields, summary, returns, return_type), api_name=name,
            api_description=api_description(fields, summary, returns))
-
-
-def _same_request(trace: dict, forced_prefix: list[int]) -> Request:
-    """The request that made ``trace`` (or a scored reference: its model and settings), with
-    ``forced_prefix``."""
-    s = trace["settings"]
-    return Request(trace["source"], trace["model"], **{name: s[name] for name in CONTROLS if name != "seed"},
-                   seed=trace.get("seed"), forced_prefix=forced_prefix)
 
 
 def _guarded(request, *args, labels: dict[str, str] | None = None):

@@ -1,4 +1,5 @@
-"""One translation request: what the page's controls and the API's parameters both describe.
+"""One translation request: what the page's controls and the API's parameters both describe,
+and the functions that serve it (translate, compare, score) for the page and the API alike.
 
 ``Request`` is built once, from the page's control values (``Request.from_controls``) or from
 an API call's parameters (the API functions take exactly its fields, see ``api_signature``),
@@ -11,8 +12,9 @@ import dataclasses
 import inspect
 import typing
 
-from ..settings import BOUNDS, MAX_BEAM_SIZE, METHODS, DecodeSettings
-from ..translator import MAX_CHARS
+from ..settings import BOUNDS, MAX_BEAM_SIZE, METHODS, DecodeSettings, SettingsError
+from ..translator import MAX_CHARS, InputError
+from .registry import ModelRegistry, UnknownModelError
 
 
 # the page's decoding controls, in the order their values reach a handler
@@ -107,3 +109,73 @@ def api_description(fields: tuple[str, ...], summary: str, returns: str) -> str:
     not its docstring's parameter lines, so the ranges and defaults go into the description."""
     params = "; ".join(f"{name}: {PARAMETER_DOCS[name]}" for name in fields)
     return f"{summary} Parameters: {params}. Returns: {returns}."
+
+
+class RequestError(ValueError):
+    """A request that cannot be served; the message is shown to the visitor. ``field``: the
+    setting at fault, if one is (the page names it by its control's label)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def translate_request(registry: ModelRegistry, request: Request) -> dict:
+    """Validate everything, translate, and return the trace dict (what the page shows)."""
+    try:
+        translator = registry.get(request.model)
+        trace = translator.translate(request.text, request.settings_for(translator.default_settings()),
+                                     internals=request.internals).to_dict()
+    except (InputError, SettingsError, UnknownModelError) as err:
+        raise RequestError(str(err), getattr(err, "field", None)) from err
+    # the registry's name (unique), so a what-if re-decode asks for the same model
+    trace["model"] = request.model or registry.default
+    return trace
+
+
+def score_request(registry: ModelRegistry, request: Request, reference: str) -> dict:
+    """Score a visitor's ``reference`` translation of the request's text with its model under
+    its settings (``Translator.score_reference``); ``model`` is the registry's name."""
+    try:
+        translator = registry.get(request.model)
+        scored = translator.score_reference(request.text, reference,
+                                            request.settings_for(translator.default_settings()))
+    except (InputError, SettingsError, UnknownModelError) as err:
+        raise RequestError(str(err), getattr(err, "field", None)) from err
+    scored["model"] = request.model or registry.default
+    return scored
+
+
+def compare_request(registry: ModelRegistry, request: Request) -> list[dict]:
+    """Translate the request's text with its model and every other model that reads its
+    language, under the same settings (a missing length penalty: each model's own tuned
+    value), from each search's best hypothesis (no traces). One dict per model, the request's
+    first: name, pair, target language, description, translation, score, log-prob, tokens,
+    search time, and ``rank``: by score among the models of the same target language (scores
+    of different target languages are not comparable)."""
+    try:
+        names = registry.same_source(request.model)
+        rows = []
+        for name in names:
+            translator = registry.get(name)
+            settings = request.settings_for(translator.default_settings())
+            best, search_ms = translator.best_hypothesis(request.text, settings)
+            rows.append({"model": name, "pair": translator.pair, "tgt_lang": translator.model.config.tgt_lang,
+                         "description": translator.description,
+                         "translation": translator.tokenizer.decode_target(best.tokens),
+                         "score": best.score, "logprob": best.logprob, "tokens": len(best.tokens),
+                         "search_ms": round(search_ms, 2)})
+    except (InputError, SettingsError, UnknownModelError) as err:
+        raise RequestError(str(err), getattr(err, "field", None)) from err
+    for row in rows:
+        rivals = [r["score"] for r in rows if r["tgt_lang"] == row["tgt_lang"]]
+        row["rank"] = 1 + sum(score > row["score"] for score in rivals)
+    return rows
+
+
+def same_request(trace: dict, forced_prefix: list[int]) -> Request:
+    """The request that made ``trace`` (or a scored reference: its model and settings), with
+    ``forced_prefix``."""
+    s = trace["settings"]
+    return Request(trace["source"], trace["model"], **{name: s[name] for name in CONTROLS if name != "seed"},
+                   seed=trace.get("seed"), forced_prefix=forced_prefix)
