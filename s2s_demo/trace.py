@@ -133,9 +133,12 @@ def _hypothesis_view(hyp: Hypothesis, tokenizer: TokenizerPair) -> HypothesisVie
 
 
 def build_trace(result: SearchResult, tokenizer: TokenizerPair, *, model_name: str, source: str,
-                source_ids: list[int], settings: dict, timings_ms: dict, length_cap: int | None = None) -> Trace:
+                source_ids: list[int], settings: dict, timings_ms: dict, length_cap: int | None = None,
+                inference_dtype: str = "float32", familiarity: dict | None = None,
+                internals: dict | None = None) -> Trace:
     """Turn a recorded SearchResult (one sentence) into a Trace. ``length_cap``: the search's
-    most output tokens, to tell an output the cap ended from one the model ended."""
+    most output tokens, to tell an output the cap ended from one the model ended; the rest
+    go into the Trace's fields of those names."""
     steps: list[Step] = []
     best = result.hypotheses[0] if result.hypotheses else None
     if best is not None:
@@ -167,4 +170,5 @@ def build_trace(result: SearchResult, tokenizer: TokenizerPair, *, model_name: s
                  settings=settings, translation=hyps[0].text if hyps else "", steps=steps,
                  hypotheses=hyps, beam_nodes=nodes, seed=result.seed,
                  target_vocab_size=tokenizer.tgt_vocab_size, timings_ms=timings_ms, length_capped=capped,
-                 best_path=list(result.best_path))
+                 best_path=list(result.best_path), inference_dtype=inference_dtype, familiarity=familiarity,
+                 internals=internals)

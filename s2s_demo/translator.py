@@ -115,24 +115,29 @@ class Translator:
         self.check_prefix(settings, ids)
         cap = settings.length_cap(len(ids))
         result = search(self.engine, [ids], settings, record=True)[0]
-        search_ms = (time.perf_counter() - start) * 1000
-        trace = build_trace(result, self.tokenizer, model_name=self.name, source=text,
-                            source_ids=ids, settings=settings.to_dict(), timings_ms={},
-                            length_cap=cap)
-        trace.inference_dtype = self.engine.arithmetic
-        judged = settings.method != "sample" and not settings.forced_prefix and result.hypotheses
-        trace.familiarity = familiarity.measure(self.tokenizer, ids, result.hypotheses[0].token_logprobs
-                                                if judged else None, self.familiarity)
-        if trace.familiarity["unknown_pieces"]:
-            # which characters: the page marks them in the source, where they happen
-            trace.familiarity["unknown_characters"] = self.tokenizer.unknown_source_characters(normalize_text(text))
+        timings = {"search_ms": round((time.perf_counter() - start) * 1000, 2)}
+        recorded = None
         if internals and result.hypotheses:
-            recorded = time.perf_counter()
-            trace.internals = lstm_internals.record(self.model, ids, result.hypotheses[0].tokens)
-            trace.timings_ms["internals_ms"] = round((time.perf_counter() - recorded) * 1000, 2)
-        trace.timings_ms.update(search_ms=round(search_ms, 2),
-                                total_ms=round((time.perf_counter() - start) * 1000, 2))
+            internals_start = time.perf_counter()
+            recorded = lstm_internals.record(self.model, ids, result.hypotheses[0].tokens)
+            timings["internals_ms"] = round((time.perf_counter() - internals_start) * 1000, 2)
+        trace = build_trace(result, self.tokenizer, model_name=self.name, source=text, source_ids=ids,
+                            settings=settings.to_dict(), timings_ms=timings, length_cap=cap,
+                            inference_dtype=self.engine.arithmetic,
+                            familiarity=self._familiarity(text, ids, settings, result), internals=recorded)
+        timings["total_ms"] = round((time.perf_counter() - start) * 1000, 2)
         return trace
+
+    def _familiarity(self, text: str, ids: list[int], settings: DecodeSettings, result) -> dict:
+        """How much the sentence is like the training data (``s2s_demo.familiarity``); the
+        translation's log-probs count only when the model chose it (not sampled, not forced)."""
+        judged = settings.method != "sample" and not settings.forced_prefix and result.hypotheses
+        measured = familiarity.measure(self.tokenizer, ids, result.hypotheses[0].token_logprobs if judged else None,
+                                       self.familiarity)
+        if measured["unknown_pieces"]:
+            # which characters: the page marks them in the source, where they happen
+            measured["unknown_characters"] = self.tokenizer.unknown_source_characters(normalize_text(text))
+        return measured
 
     def best_hypothesis(self, text: str, settings: DecodeSettings | None = None) -> tuple[Hypothesis, float]:
         """The best hypothesis of ``text`` under ``translate``'s checks, without a trace, and
