@@ -84,11 +84,15 @@ def test_translate_explore_and_what_if(page_url, browser, tmp_path):
     page.get_by_role("button", name="Re-decode with this token").click()
     # the alternative offered first at step 0 is the model's most likely other token
     translator = registry.get(None)
-    first = translator.translate(_source_sentence(registry)).steps[0]
+    plain = translator.translate(_source_sentence(registry))
+    first, first_logprob = plain.steps[0], plain.hypotheses[0].logprob
     alternative = next(c.token_id for c in first.model_top if c.token_id != first.token_id)
     forced = translator.translate(_source_sentence(registry),
                                   translator.default_settings().replace(forced_prefix=(alternative,)))
     _wait_for_text(page, "#what-if", forced.translation)
+    # the change it made, in numbers: old and new log-prob side by side, and the two outputs aligned
+    _wait_for_text(page, "#what-if-summary", f"Forced at step 0: log-prob {first_logprob:.3f}")
+    assert "(forced)" in page.inner_text("#what-if-table")
     page.screenshot(path=str(shots / "what-if.png"), full_page=True)
 
     page.get_by_role("tab", name="Attention").click()

@@ -97,3 +97,19 @@ def test_a_link_carries_the_translation_and_a_broken_one_is_ignored(random_trans
     broken = links.read_query({"model": "nope", "text": "x" * 5000, "beam_size": "99", "method": "viterbi",
                                "top_p": "abc", "max_length": "40"}, ["toy"])
     assert broken == {"max_length": 40}
+
+
+def test_what_if_diff_aligns_the_two_outputs_and_reports_the_change(random_translator, toy_sentences):
+    from s2s_demo.settings import DecodeSettings
+
+    greedy = DecodeSettings(method="greedy")
+    original = random_translator.translate(toy_sentences[1], greedy).to_dict()
+    alternative = original["steps"][0]["model_top"][1]["token_id"]
+    forced = random_translator.translate(toy_sentences[1], greedy.replace(forced_prefix=(alternative,))).to_dict()
+    table, summary = render.whatif_diff(original, forced, 0)
+    assert len(table) == max(len(original["steps"]), len(forced["steps"]))
+    assert table.iloc[0, 3].endswith("(forced)") and not table.iloc[1, 3].endswith("(forced)")
+    assert table.iloc[0, 2] == round(original["steps"][0]["model_prob"], 3)
+    shifts = [v for v in table["attention moved"] if v is not None]
+    assert shifts and all(0 <= v <= 1 for v in shifts)
+    assert f"{original['hypotheses'][0]['logprob']:.3f} → {forced['hypotheses'][0]['logprob']:.3f}" in summary

@@ -93,6 +93,9 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                         whatif_box = gr.HighlightedText(label="With the forced token", show_legend=True,
                                                        color_map=render.CONFIDENCE_COLORS,
                                                        show_inline_category=False, elem_id="what-if")
+                    whatif_summary = gr.Markdown(elem_id="what-if-summary")
+                    whatif_table = gr.Dataframe(headers=render.WHATIF_COLUMNS, label="Step by step, side by side",
+                                                interactive=False, elem_id="what-if-table")
             with gr.Tab("Attention", id="attention"):
                 attention = gr.Plot(label="Attention")
             with gr.Tab("Tree", id="tree"):
@@ -264,10 +267,13 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             prefix = trace["hypotheses"][0]["token_ids"][: int(index)] + [int(token_id)]
             # the settings of the translation it is compared with, not the controls as they are now
             forced = _guarded(translate_request, registry, same_request(trace, prefix), labels=labels)
-            return render.highlighted_tokens(forced)
+            table, summary = render.whatif_diff(trace, forced, int(index))
+            return render.highlighted_tokens(forced), summary, table
 
-        whatif_btn.click(what_if, [trace_state, step, alternative], [whatif_box], api_visibility="undocumented")
-        reset_btn.click(lambda: None, None, [whatif_box], api_visibility="undocumented")
+        whatif_btn.click(what_if, [trace_state, step, alternative], [whatif_box, whatif_summary, whatif_table],
+                         api_visibility="undocumented")
+        reset_btn.click(lambda: (None, "", None), None, [whatif_box, whatif_summary, whatif_table],
+                        api_visibility="undocumented")
 
         def on_method(value):
             sample, beam = value == "sample", value == "beam"

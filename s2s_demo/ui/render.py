@@ -71,6 +71,34 @@ def source_highlight(trace: dict) -> list[tuple[str, str | None]]:
     return runs
 
 
+WHATIF_COLUMNS = ["step", "original", "p", "with the forced token", "p ", "attention moved"]
+
+
+def whatif_diff(original: dict, forced: dict, at: int) -> tuple[pd.DataFrame, str]:
+    """The two outputs aligned by step (each token with its model probability, and how much
+    of the attention moved: half the L1 distance of the two rows, 0 = the same, 1 = disjoint),
+    and a line with the change in log-prob and score. Numbers and model pieces only."""
+    rows, moved = [], []
+    a, b = original["steps"], forced["steps"]
+    for t in range(max(len(a), len(b))):
+        x, y = (a[t] if t < len(a) else None), (b[t] if t < len(b) else None)
+        shift = None
+        if x and y and x["attention"] is not None and y["attention"] is not None:
+            shift = round(0.5 * sum(abs(p - q) for p, q in zip(x["attention"], y["attention"])), 3)
+            moved.append(shift)
+        rows.append([t, display_piece(x["piece"]) if x else "", round(x["model_prob"], 3) if x else None,
+                     display_piece(y["piece"]) + (" (forced)" if y["forced"] else "") if y else "",
+                     round(y["model_prob"], 3) if y else None, shift])
+    old, new = original["hypotheses"][0], forced["hypotheses"][0]
+    after = [m for t, m in enumerate(moved) if t > at]
+    attention = (f" · after the forced step, attention moved {sum(after) / len(after):.2f} on average"
+                 if after else "")
+    summary = (f"Forced at step {at}: log-prob {old['logprob']:.3f} → {new['logprob']:.3f}, score "
+               f"{old['score']:.3f} → {new['score']:.3f}, {len(old['token_ids'])} → {len(new['token_ids'])} "
+               f"tokens{attention}.")
+    return pd.DataFrame(rows, columns=WHATIF_COLUMNS), summary
+
+
 REFERENCE_COLUMNS = ["step", "piece", "p", "rank"]
 
 
