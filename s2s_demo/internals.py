@@ -90,9 +90,10 @@ def record(model: Seq2Seq, source_ids: list[int], target_ids: list[int]) -> dict
 
 
 def _to_lists(value):
+    """Tensors -> nested lists of floats rounded to 5 decimals (in torch: a Python round per
+    float would cost more than the replay itself)."""
     if torch.is_tensor(value):
-        return [round(v, 5) for v in value.tolist()] if value.dim() == 1 else \
-            [[round(v, 5) for v in row] for row in value.tolist()]
+        return torch.round(value, decimals=5).tolist()
     if isinstance(value, dict):
         return {k: _to_lists(v) for k, v in value.items()}
     if isinstance(value, list):
