@@ -98,6 +98,14 @@ class Translator:
             ids.append(token)
         return settings.replace(forced_prefix=tuple(ids))
 
+    def _checked(self, text, settings: DecodeSettings | None) -> tuple[DecodeSettings, list[int]]:
+        """``translate``'s input checks for one text: the settings (default: the model's) with
+        the forced prefix resolved, and the source ids; raises InputError or SettingsError."""
+        settings = self.resolve_prefix(settings or self.default_settings())
+        ids = self.source_ids(text)
+        self.check_prefix(settings, ids)
+        return settings, ids
+
     def check_prefix(self, settings: DecodeSettings, ids: list[int]) -> None:
         """A forced prefix must end before the output's length cap for a source of ``ids``."""
         cap = settings.length_cap(len(ids))
@@ -109,10 +117,8 @@ class Translator:
     def translate(self, text: str, settings: DecodeSettings | None = None, internals: bool = False) -> Trace:
         """Decode one sentence and record everything the demo shows; ``internals``: also the
         LSTM's gates, cells and bridge along the best hypothesis (``s2s_demo.internals``)."""
-        settings = self.resolve_prefix(settings or self.default_settings())
         start = time.perf_counter()
-        ids = self.source_ids(text)
-        self.check_prefix(settings, ids)
+        settings, ids = self._checked(text, settings)
         cap = settings.length_cap(len(ids))
         result = search(self.engine, [ids], settings, record=True)[0]
         timings = {"search_ms": round((time.perf_counter() - start) * 1000, 2)}
@@ -142,12 +148,9 @@ class Translator:
     def best_hypothesis(self, text: str, settings: DecodeSettings | None = None) -> tuple[Hypothesis, float]:
         """The best hypothesis of ``text`` under ``translate``'s checks, without a trace, and
         the milliseconds its search took."""
-        settings = self.resolve_prefix(settings or self.default_settings())
         start = time.perf_counter()
-        ids = self.source_ids(text)
-        self.check_prefix(settings, ids)
-        result = search(self.engine, [ids], settings)[0]
-        return result.hypotheses[0], (time.perf_counter() - start) * 1000
+        settings, ids = self._checked(text, settings)
+        return search(self.engine, [ids], settings)[0].hypotheses[0], (time.perf_counter() - start) * 1000
 
     def score_reference(self, text: str, reference: str, settings: DecodeSettings | None = None) -> dict:
         """How the model rates a given translation of ``text``, token by token (teacher forcing
@@ -160,8 +163,7 @@ class Translator:
         ``first_difference``: the first step whose reference token is not the model's choice
         (None when the model would have written the reference itself).
         """
-        settings = settings or self.default_settings()
-        ids = self.source_ids(text)
+        settings, ids = self._checked(text, settings)
         clean = normalize_text(reference) if isinstance(reference, str) else ""
         if not clean:
             raise InputError("Type a reference translation to score (it is empty).")
@@ -172,7 +174,7 @@ class Translator:
         chosen = log_probs.gather(1, torch.tensor(target)[:, None])[:, 0]  # (T,)
         ranks = ((log_probs > chosen[:, None]).sum(-1) + 1).tolist()
         logprob = float(chosen.sum())
-        best, _ = self.best_hypothesis(text, settings)
+        best = search(self.engine, [ids], settings)[0].hypotheses[0]  # the source encoded once
         return {"model": self.name, "source": text, "reference": reference,
                 "pieces": self.tokenizer.target_pieces(target), "token_ids": target,
                 "probs": chosen.exp().tolist(), "ranks": ranks, "logprob": logprob,
@@ -192,8 +194,7 @@ class Translator:
             if isinstance(text, str) and not normalize_text(text):
                 continue
             try:
-                ids = self.source_ids(text)
-                self.check_prefix(settings, ids)
+                _, ids = self._checked(text, settings)  # the prefix is resolved already: ids pass through
             except (InputError, SettingsError) as err:
                 errors[i] = str(err)
                 continue
