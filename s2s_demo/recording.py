@@ -42,15 +42,14 @@ class Recorder:
 
     A step only keeps references to tensors the search computed anyway; the top-n and
     entropies are computed when the search ends, for the best hypothesis' rows only, in
-    one batched topk. Should the held distributions pass ``budget`` floats (long outputs
+    one batched topk. Should the held distributions pass ``BUDGET`` floats (long outputs
     with wide beams), the held steps are summarised for all rows at once to free them.
     """
 
     BUDGET = 8_000_000
 
-    def __init__(self, top_n: int, width: int, budget: int | None = None) -> None:
+    def __init__(self, top_n: int, width: int) -> None:
         self.top_n, self.width = top_n, width
-        self.budget = self.BUDGET if budget is None else budget
         self.held: list[tuple[torch.Tensor, torch.Tensor]] = []  # raw, used (W, V) per step
         self.summaries: list[tuple[torch.Tensor, ...]] = []      # per step, when over budget
         self.held_floats = 0
@@ -66,7 +65,7 @@ class Recorder:
         self.forced.append(forced)
         self.candidates.append(candidates)
         self.held_floats += 2 * raw.numel()
-        if self.held_floats > self.budget:
+        if self.held_floats > self.BUDGET:
             self._summarise_held()
 
     def _summarise(self, raws: list[torch.Tensor], useds: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:

@@ -8,20 +8,17 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from ..settings import DecodeSettings, SettingsError
+from ..settings import MAX_BEAM_SIZE, DecodeSettings, SettingsError
 from ..translator import MAX_CHARS
-from .request import CONTROLS
-
-LINK_FIELDS = ("model", "text", *CONTROLS)
+from .request import CONTROLS, same_request
 
 
 def link_query(trace: dict) -> str:
     """The query string that reproduces ``trace`` (its sample's seed included)."""
-    s = trace["settings"]
-    values = {"model": trace["model"], "text": trace["source"],
-              **{name: s[name] for name in CONTROLS if name != "seed"}}
-    if s["method"] == "sample" and trace.get("seed") is not None:
-        values["seed"] = trace["seed"]
+    request = same_request(trace, None)
+    values = {name: getattr(request, name) for name in ("model", "text", *CONTROLS)}
+    if request.method != "sample" or request.seed is None:
+        del values["seed"]  # a beam or greedy search has none; a fresh sample's is in the trace
     return urlencode(values)
 
 
@@ -40,7 +37,8 @@ def read_query(params: dict, models: list[str]) -> dict:
         raw = params[name]
         value = raw if name == "method" else _number(raw)
         try:
-            DecodeSettings(**{name: value}, **({"beam_size": 16} if name == "n_best" else {}))
+            # n_best is checked against the largest beam; the page's own check does the rest
+            DecodeSettings(**{name: value}, **({"beam_size": MAX_BEAM_SIZE} if name == "n_best" else {}))
         except (SettingsError, TypeError):
             continue
         values[name] = value

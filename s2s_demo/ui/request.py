@@ -2,12 +2,13 @@
 and the functions that serve it (translate, compare, score) for the page and the API alike.
 
 ``Request`` is built once, from the page's control values (``Request.from_controls``) or from
-an API call's parameters (the API functions take exactly its fields, see ``api_signature``),
+an API call's parameters (the API functions take exactly its fields, see ``api_function``),
 and turned into the model's ``DecodeSettings`` in one place (``settings_for``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import typing
@@ -120,14 +121,21 @@ class RequestError(ValueError):
         self.field = field
 
 
+@contextlib.contextmanager
+def _refused():
+    """What the visitor got wrong (text, a setting, the model name) becomes a RequestError."""
+    try:
+        yield
+    except (InputError, SettingsError, UnknownModelError) as err:
+        raise RequestError(str(err), getattr(err, "field", None)) from err
+
+
 def translate_request(registry: ModelRegistry, request: Request) -> dict:
     """Validate everything, translate, and return the trace dict (what the page shows)."""
-    try:
+    with _refused():
         translator = registry.get(request.model)
         trace = translator.translate(request.text, request.settings_for(translator.default_settings()),
                                      internals=request.internals).to_dict()
-    except (InputError, SettingsError, UnknownModelError) as err:
-        raise RequestError(str(err), getattr(err, "field", None)) from err
     # the registry's name (unique), so a what-if re-decode asks for the same model
     trace["model"] = request.model or registry.default
     return trace
@@ -136,12 +144,10 @@ def translate_request(registry: ModelRegistry, request: Request) -> dict:
 def score_request(registry: ModelRegistry, request: Request, reference: str) -> dict:
     """Score a visitor's ``reference`` translation of the request's text with its model under
     its settings (``Translator.score_reference``); ``model`` is the registry's name."""
-    try:
+    with _refused():
         translator = registry.get(request.model)
         scored = translator.score_reference(request.text, reference,
                                             request.settings_for(translator.default_settings()))
-    except (InputError, SettingsError, UnknownModelError) as err:
-        raise RequestError(str(err), getattr(err, "field", None)) from err
     scored["model"] = request.model or registry.default
     return scored
 
@@ -153,10 +159,9 @@ def compare_request(registry: ModelRegistry, request: Request) -> list[dict]:
     first: name, pair, target language, description, translation, score, log-prob, tokens,
     search time, and ``rank``: by score among the models of the same target language (scores
     of different target languages are not comparable)."""
-    try:
-        names = registry.same_source(request.model)
-        rows = []
-        for name in names:
+    rows = []
+    with _refused():
+        for name in registry.same_source(request.model):
             translator = registry.get(name)
             settings = request.settings_for(translator.default_settings())
             best, search_ms = translator.best_hypothesis(request.text, settings)
@@ -165,8 +170,6 @@ def compare_request(registry: ModelRegistry, request: Request) -> list[dict]:
                          "translation": translator.tokenizer.decode_target(best.tokens),
                          "score": best.score, "logprob": best.logprob, "tokens": len(best.tokens),
                          "search_ms": round(search_ms, 2)})
-    except (InputError, SettingsError, UnknownModelError) as err:
-        raise RequestError(str(err), getattr(err, "field", None)) from err
     for row in rows:
         rivals = [r["score"] for r in rows if r["tgt_lang"] == row["tgt_lang"]]
         row["rank"] = 1 + sum(score > row["score"] for score in rivals)
