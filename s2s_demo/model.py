@@ -122,21 +122,28 @@ class Seq2Seq(nn.Module):
     # ------------------------------------------------------------------ encoder
     def encode(self, src: torch.Tensor, lengths: torch.Tensor) -> DecoderState:
         """src (B, S) padded ids, lengths (B,) -> the initial DecoderState for B rows."""
-        key_proj = self.attention.key_proj if self.attention is not None and self.attention.kind != "dot" else None
-        return self.encode_with(src, lengths, self.encoder, {"bridge_h": self.bridge_h, "bridge_c": self.bridge_c},
-                                key_proj)
+        return self.encode_with(src, lengths, self.encoder, self.bridge_layers(), self.key_projection())
+
+    def bridge_layers(self) -> dict:
+        """The bridge's two products by name, as ``encode_with`` takes them."""
+        return {"bridge_h": self.bridge_h, "bridge_c": self.bridge_c}
+
+    def key_projection(self) -> nn.Module | None:
+        """The attention's key projection (None for dot attention or none)."""
+        return self.attention.key_proj if self.attention is not None and self.attention.kind != "dot" else None
 
     def encode_with(self, src: torch.Tensor, lengths: torch.Tensor, encoder: nn.Module,
-                    bridge: dict, key_proj) -> DecoderState:
+                    bridge: dict, key_proj, embedded: torch.Tensor | None = None) -> DecoderState:
         """``encode`` with the encoder LSTM, the bridge's two products (by name) and the
         attention's key projection given: the model's own, or an inference engine's copies
-        in another arithmetic (``s2s_demo.inference``).
+        in another arithmetic (``s2s_demo.inference``). ``embedded`` (B, S, E) replaces the
+        source embeddings (attribution differentiates with respect to them).
 
         Packed sequences make the result independent of how much padding a row has.
         """
         cfg = self.config
         encoder_dtype = getattr(encoder, "weight_hh_l0", None)
-        emb = self.emb_dropout(self.src_embed(src))
+        emb = self.emb_dropout(self.src_embed(src)) if embedded is None else embedded
         if encoder_dtype is not None:  # a bfloat16 copy takes bfloat16 inputs
             emb = emb.to(encoder_dtype.dtype)
         padded = not bool((lengths == src.size(1)).all())

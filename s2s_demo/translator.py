@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from . import familiarity
+from . import attribution, familiarity
 from . import internals as lstm_internals
 from .decoding import Hypothesis, length_normalizer, search, teacher_forced_log_probs, translate_ids
 from .hub import CARD_FILE, read_front_matter
@@ -151,6 +151,28 @@ class Translator:
         start = time.perf_counter()
         settings, ids = self._checked(text, settings)
         return search(self.engine, [ids], settings)[0].hypotheses[0], (time.perf_counter() - start) * 1000
+
+    def attribute(self, text: str, target_ids: list[int] | None = None, settings: DecodeSettings | None = None,
+                  steps: int = attribution.DEFAULT_STEPS) -> dict:
+        """Which source pieces each token of a translation of ``text`` depends on
+        (``s2s_demo.attribution``): of ``target_ids`` (EOS last), or else of the best hypothesis
+        under ``settings`` (default: the model's tuned beam search). Adds the source and target
+        pieces, the translation and ``total_ms`` (search included) to ``attribution.attribute``'s dict."""
+        start = time.perf_counter()
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= attribution.MAX_STEPS:
+            raise SettingsError("steps", f"must be an integer in [1, {attribution.MAX_STEPS}], got {steps!r}")
+        settings, ids = self._checked(text, settings)
+        if target_ids is None:
+            target_ids = search(self.engine, [ids], settings)[0].hypotheses[0].tokens
+        elif not target_ids or not all(isinstance(t, int) and 0 <= t < self.tokenizer.tgt_vocab_size
+                                       for t in target_ids):
+            raise InputError("The tokens to explain must be target ids of this model.")
+        result = attribution.attribute(self.model, ids, list(target_ids), steps)
+        result.update(model=self.name, source=text, source_pieces=self.tokenizer.source_pieces(ids),
+                      target_pieces=self.tokenizer.target_pieces(target_ids), token_ids=list(target_ids),
+                      translation=self.tokenizer.decode_target(target_ids),
+                      total_ms=round((time.perf_counter() - start) * 1000, 1))
+        return result
 
     def score_reference(self, text: str, reference: str, settings: DecodeSettings | None = None) -> dict:
         """How the model rates a given translation of ``text``, token by token (teacher forcing

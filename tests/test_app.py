@@ -322,3 +322,21 @@ def test_the_api_returns_the_lstm_internals_on_request(client, toy_sentences):
         assert set(layer) == {"input_gate", "forget_gate", "output_gate", "cell", "hidden"}
         assert all(len(layer[q]) == steps for q in layer)
     assert len(traced["internals"]["bridge"]) == traced["internals"]["num_layers"]
+
+
+def test_attribution_through_the_api_explains_the_translation_piece_by_piece(client, registry, toy_sentences):
+    source = toy_sentences[1]
+    attributed = client.predict(source, model="toy-attn", steps=8, api_name="/attribute")
+    translator = registry.get("toy-attn")
+    best = translator.translate(source)  # the tuned beam search, as the endpoint documents
+    assert attributed["token_ids"] == best.hypotheses[0].token_ids and attributed["translation"] == best.translation
+    shape = [len(attributed["source_pieces"])] * len(attributed["target_pieces"])
+    for key in ("input_x_gradient", "integrated_gradients", "attention"):
+        assert [len(row) for row in attributed[key]] == shape
+    assert attributed["steps"] == 8 and 0 <= attributed["agreement"]["integrated_gradients"] <= 1
+    assert attributed["completeness"]["max_relative_gap"] <= 0.05
+    with pytest.raises(Exception, match=r"steps: must be an integer in \[1, 128\]"):
+        client.predict(source, model="toy-attn", steps=0, api_name="/attribute")
+    with pytest.raises(Exception, match="empty"):
+        client.predict("  ", model="toy-attn", api_name="/attribute")
+    assert client.predict(source, model="toy-attn", steps=2, api_name="/attribute")["token_ids"]  # still serving

@@ -365,3 +365,24 @@ def test_inside_the_lstm_draws_gates_and_the_bridge(page_url, browser, tmp_path)
                            timeout=15_000)
     assert "decoder initial h" in page.inner_text("#bridge")
     page.screenshot(path=str((_shots() or tmp_path) / "lstm.png"), full_page=True)
+
+
+def test_attribution_is_drawn_beside_attention_on_request(page_url, browser, tmp_path):
+    url, registry = page_url
+    sentence = _source_sentence(registry)
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(url)
+    page.get_by_label("Source sentence", exact=False).fill(sentence)
+    page.get_by_role("button", name="Translate").click()
+    _wait_for_text(page, "#translation", registry.get(None).translate(sentence).translation)
+    page.get_by_role("tab", name="Attention").click()
+    page.get_by_role("button", name="Attribute the translation").click()
+    page.wait_for_function("() => document.querySelector('#attribution-summary').innerText.includes('steps from')",
+                           timeout=30_000)
+    page.wait_for_function("() => document.querySelector('#attribution').innerText.includes('integrated gradients')",
+                           timeout=15_000)
+    assert "Computed in" in page.inner_text("#attribution-summary")
+    page.get_by_label("input × gradient").check()
+    page.wait_for_function("() => document.querySelector('#attribution').innerText.includes('input × gradient')",
+                           timeout=15_000)
+    page.screenshot(path=str((_shots() or tmp_path) / "attribution.png"), full_page=True)

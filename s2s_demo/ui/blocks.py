@@ -14,8 +14,9 @@ from ..settings import BOUNDS, PAGE_SAMPLING_TOP_K, DecodeSettings
 from ..translator import MAX_CHARS
 from . import links, render
 from .registry import ModelRegistry
+from .. import attribution
 from .request import (CONTROLS, Request, RequestError, same_request, api_description, api_function,
-                      compare_request, score_request, translate_request)
+                      attribute_request, compare_request, score_request, translate_request)
 
 log = logging.getLogger(__name__)
 DEFAULTS = DecodeSettings()
@@ -73,6 +74,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         share = gr.Textbox(label="Link to this translation", interactive=False, buttons=["copy"], elem_id="share")
         internals_state = gr.State(None)  # the LSTM tab's recording of the current translation
         score_state = gr.State(None)      # the Score tab's scored reference
+        attribution_state = gr.State(None)  # the Attention tab's attribution of the current translation
         # on a phone the tab names wrap to a second row instead of hiding behind "..."
         with gr.Tabs(overflow_behavior="wrap"):
             with gr.Tab("Steps", id="steps"):
@@ -98,6 +100,15 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                                                 interactive=False, elem_id="what-if-table")
             with gr.Tab("Attention", id="attention"):
                 attention = gr.Plot(label="Attention")
+                gr.Markdown("**Attribution**: which source pieces each word of the translation depends on, from "
+                            "the gradients of its log-prob (computed on request: about a second).")
+                with gr.Row():
+                    attribution_method = gr.Radio([(label, name) for name, label in
+                                                   render.ATTRIBUTION_LABELS.items()],
+                                                  value="integrated_gradients", label="Attribution method", scale=3)
+                    attribute_btn = gr.Button("Attribute the translation", scale=1, elem_id="attribute")
+                attribution_summary = gr.Markdown(elem_id="attribution-summary")
+                attribution_heatmap = gr.Plot(label="Attribution", elem_id="attribution")
             with gr.Tab("Tree", id="tree"):
                 tree = gr.Plot(label="Beam search tree")
             with gr.Tab("LSTM", id="lstm"):
@@ -179,8 +190,9 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         gr.on([translate_btn.click, text.submit], run, [text, model, raw_open, *controls], outputs,
               api_visibility="undocumented").then(share_link, trace_state, share, api_visibility="undocumented")
         # another translation: the LSTM view was of the one before
-        gr.on([translate_btn.click, text.submit, model.change], lambda: (None, None, None), None,
-              [internals_state, lstm_heatmap, bridge], api_visibility="undocumented")
+        gr.on([translate_btn.click, text.submit, model.change], lambda: (None, None, None, None, "", None), None,
+              [internals_state, lstm_heatmap, bridge, attribution_state, attribution_summary, attribution_heatmap],
+              api_visibility="undocumented")
 
         def from_link(request: gr.Request):
             # a shared link's model, text and settings; anything invalid in it is ignored
@@ -227,6 +239,22 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                                                       labels=labels))
 
         continue_btn.click(continue_reference, score_state, continued, api_visibility="undocumented")
+
+        def show_attribution(trace, method_value):
+            if not trace or not trace["hypotheses"]:
+                raise gr.Error("Translate a sentence first.")
+            attributed = _guarded(attribute_request, registry, same_request(trace, None),
+                                  attribution.DEFAULT_STEPS, trace["hypotheses"][0]["token_ids"], labels=labels)
+            return attributed, render.attribution_summary(attributed), render.attribution_plot(attributed,
+                                                                                                method_value)
+
+        attribute_btn.click(show_attribution, [trace_state, attribution_method],
+                            [attribution_state, attribution_summary, attribution_heatmap],
+                            api_visibility="undocumented")
+        attribution_method.change(
+            lambda attributed, method_value: render.attribution_plot(attributed, method_value) if attributed
+            else gr.update(), [attribution_state, attribution_method], attribution_heatmap,
+            api_visibility="undocumented")
 
         def show_internals(trace, quantity_value, layer_value, order_value):
             if not trace:
@@ -336,6 +364,20 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             "ranks (1 = the model's own first choice) per token of the reference, EOS last; logprob and score "
             "(length-normalised as the settings do); best_translation, best_logprob, best_score; "
             "first_difference: the first step whose reference token is not the model's choice, or null."))
+
+        def api_attribute(text: str, model: str | None = None, steps: int = attribution.DEFAULT_STEPS) -> dict:
+            return _guarded(attribute_request, registry, Request(text, model), steps)
+
+        gr.api(api_attribute, api_name="attribute", api_description=(
+            "Attribute each token of a model's translation of text (its tuned beam search) to the source pieces: "
+            "gradients of the token's log-prob with respect to the source embeddings, summed per piece. "
+            f"Parameters: text: the source sentence; model: a name from /models (default: the first model); "
+            f"steps: integrated gradients' steps, 1 to {attribution.MAX_STEPS} (default {attribution.DEFAULT_STEPS}). "
+            "Returns: source_pieces, target_pieces (EOS last), token_ids, translation; input_x_gradient and "
+            "integrated_gradients (one row per target token, one value per source piece); attention (same "
+            "shape, or null); agreement: per method, the share of tokens whose top piece is attention's; "
+            "completeness: f_input, f_baseline, ig_sum, relative_gap per token and max_relative_gap; steps, "
+            "baseline, ms (attribution) and total_ms (search included)."))
 
         def api_models() -> list[dict]:
             """The loaded models: name, language pair, description."""

@@ -152,6 +152,18 @@ def score_request(registry: ModelRegistry, request: Request, reference: str) -> 
     return scored
 
 
+def attribute_request(registry: ModelRegistry, request: Request, steps: int, target_ids: list[int] | None = None
+                      ) -> dict:
+    """Attribute ``target_ids`` (default: the best hypothesis under the request's settings) of the
+    request's text to its source pieces (``Translator.attribute``); ``model`` is the registry's name."""
+    with _refused():
+        translator = registry.get(request.model)
+        attributed = translator.attribute(request.text, target_ids,
+                                          request.settings_for(translator.default_settings()), steps)
+    attributed["model"] = request.model or registry.default
+    return attributed
+
+
 def compare_request(registry: ModelRegistry, request: Request) -> list[dict]:
     """Translate the request's text with its model and every other model that reads its
     language, under the same settings (a missing length penalty: each model's own tuned
