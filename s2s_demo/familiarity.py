@@ -50,14 +50,16 @@ def rare_share(tokenizer: TokenizerPair, source_ids: list[int], rare_score: floa
 
 
 def measure(tokenizer: TokenizerPair, source_ids: list[int], token_logprobs: list[float] | None,
-            thresholds: Thresholds | None) -> dict:
+            thresholds: Thresholds | None, nearest: dict | None = None) -> dict:
     """The familiarity of one translation, for the trace: the measures, whether the sentence is
-    beyond what val reaches (None without thresholds) and why, in words for the page."""
+    beyond what val reaches (None without thresholds) and why, in words for the page.
+    ``nearest``: ``NeighbourIndex.similarities`` of the translation, when the model has an index."""
     unknown = sum(bool(tokenizer.source.IsUnknown(i)) for i in source_ids)
     mean_logprob = sum(token_logprobs) / len(token_logprobs) if token_logprobs else None
     result = {"unknown_pieces": unknown, "source_pieces": len(source_ids),
               "rare_share": None, "mean_logprob": None if mean_logprob is None else round(mean_logprob, 4),
-              "unfamiliar": None, "reasons": [], "thresholds": thresholds.to_dict() if thresholds else None}
+              "unfamiliar": None, "reasons": [], "thresholds": thresholds.to_dict() if thresholds else None,
+              "nearest": nearest}
     if thresholds is None:
         return result
     share = rare_share(tokenizer, source_ids, thresholds.rare_score)
@@ -71,8 +73,20 @@ def measure(tokenizer: TokenizerPair, source_ids: list[int], token_logprobs: lis
     if mean_logprob is not None and mean_logprob < thresholds.logprob:
         reasons.append(f"the model is unsure of its translation (mean log-prob {mean_logprob:.2f} per token; "
                        f"99% of validation sentences: above {thresholds.logprob:.2f})")
+    reasons += _nearest_reasons(nearest)
     result.update(unfamiliar=bool(reasons), reasons=reasons)
     return result
+
+
+def _nearest_reasons(nearest: dict | None) -> list[str]:
+    """Why the nearest training examples say a translation is far from the training data: its
+    decoder states are. (The sentence encoding's similarity is not a reason: on en-de it put "Hello,
+    how are you?" well above its floor and 2-3% of test captions below it; see docs/benchmarks.md.)"""
+    if not nearest or nearest["states"] is None or nearest["states"] >= nearest["state_floor"]:
+        return []
+    return [f"the decoder is in states it rarely reached in training (mean similarity {nearest['states']:.3f} "
+            f"to the nearest training state; 99% of validation sentences' translations: above "
+            f"{nearest['state_floor']:.3f})"]
 
 
 def quantile(values: list[float], q: float) -> float:

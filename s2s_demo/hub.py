@@ -24,6 +24,7 @@ from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, LocalEnt
 from .config import ConfigError, ModelConfig
 from .inference import ARITHMETICS, InferenceEngine, UnsupportedArithmetic
 from .model import Seq2Seq
+from .neighbours import INDEX_FILE, TEXTS_FILE
 from .tokenizer import SOURCE_FILE, TARGET_FILE, TokenizerPair
 
 CONFIG_FILE = "config.json"
@@ -31,7 +32,8 @@ WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "README.md"
 REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE, SOURCE_FILE, TARGET_FILE)
 # What a snapshot download fetches: the model folder and nothing else (no pickles).
-ALLOW_PATTERNS = [*REQUIRED_FILES, CARD_FILE, "*.png", "*.json"]
+# what a download fetches and a push sends: the model, its card, figures, results and neighbour index
+ALLOW_PATTERNS = [*REQUIRED_FILES, CARD_FILE, "*.png", "*.json", INDEX_FILE, TEXTS_FILE]
 INFERENCE_DTYPE_CHOICES = ("auto", *ARITHMETICS)
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from . import attribution, familiarity
+from .neighbours import NeighbourIndex, encode_states
 from . import internals as lstm_internals
 from .decoding import Hypothesis, length_normalizer, search, teacher_forced_log_probs, translate_ids
 from .hub import CARD_FILE, read_front_matter
@@ -48,6 +49,7 @@ class Translator:
         self.card = read_card_metadata(folder) if folder else {}
         self.name = self.card.get("model_name") or (folder.name if folder else "model")
         self.familiarity = familiarity.Thresholds.from_dict(read_results(folder).get("familiarity"))
+        self.neighbours = NeighbourIndex.load(folder)
 
     @property
     def pair(self) -> str:
@@ -138,12 +140,72 @@ class Translator:
         """How much the sentence is like the training data (``s2s_demo.familiarity``); the
         translation's log-probs count only when the model chose it (not sampled, not forced)."""
         judged = settings.method != "sample" and not settings.forced_prefix and result.hypotheses
+        nearest = None
+        if self.neighbours is not None and judged:
+            nearest = self.neighbours.similarities(*self._states(ids, result.hypotheses[0].tokens))
         measured = familiarity.measure(self.tokenizer, ids, result.hypotheses[0].token_logprobs if judged else None,
-                                       self.familiarity)
+                                       self.familiarity, nearest)
         if measured["unknown_pieces"]:
             # which characters: the page marks them in the source, where they happen
             measured["unknown_characters"] = self.tokenizer.unknown_source_characters(normalize_text(text))
         return measured
+
+    def _states(self, ids: list[int], target_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The sentence encoding (2He,) of ``ids`` and the decoder states (T, Hd) along
+        ``target_ids`` (EOS last), from the float32 weights (``neighbours.encode_states``)."""
+        tgt_in = torch.tensor([[self.model.config.bos_id] + list(target_ids[:-1])])
+        encoding, states = encode_states(self.model, torch.tensor([ids]), torch.tensor([len(ids)]), tgt_in)
+        return encoding[0], states[0]
+
+    def nearest_examples(self, text: str, target_ids: list[int] | None = None,
+                         settings: DecodeSettings | None = None, k: int = 5) -> dict:
+        """The training examples nearest to ``text`` and to each step of its translation
+        (``target_ids``, EOS last, or else the best hypothesis under ``settings``), in the model's
+        own states (``s2s_demo.neighbours``); raises InputError when the model has no index.
+
+        Returns ``sentences``: the k nearest training pairs (source, target, similarity);
+        ``steps``: per target token, the k training states nearest to the decoder's, each with its
+        pair, the target ``pieces`` (EOS last) and the ``position`` of the token chosen from it;
+        ``trajectory``: the decoder states in the index's PCA plane, ``neighbours`` the planar
+        points of each step's nearest states, ``background`` a fixed sample of training states;
+        ``similarity``: as ``NeighbourIndex.similarities``; ``ms``.
+        """
+        start = time.perf_counter()
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 20:
+            raise SettingsError("k", f"must be an integer in [1, 20], got {k!r}")
+        if self.neighbours is None:
+            raise InputError(f"{self.name} has no index of training examples (python -m train.neighbours builds one).")
+        settings, ids = self._checked(text, settings)
+        if target_ids is None:
+            target_ids = search(self.engine, [ids], settings)[0].hypotheses[0].tokens
+        index = self.neighbours
+        encoding, states = self._states(ids, target_ids)
+        rows, similarity = index.nearest_sentences(encoding, k)
+        state_rows, state_similarity = index.nearest_states(states, k)
+        eos = self.model.config.eos_id
+        pieces = {}  # training sentence -> its target pieces, EOS last
+
+        def example(row: int, sim: float) -> dict:
+            sentence = int(index.state_sentence[row])
+            if sentence not in pieces:
+                pieces[sentence] = self.tokenizer.target_pieces(self.tokenizer.encode_target(index.targets[sentence])
+                                                                + [eos])
+            return {"source": index.sources[sentence], "target": index.targets[sentence],
+                    "pieces": pieces[sentence], "position": int(index.state_position[row]),
+                    "similarity": round(sim, 4)}
+
+        return {"model": self.name, "source": text, "token_ids": list(target_ids),
+                "target_pieces": self.tokenizer.target_pieces(target_ids),
+                "translation": self.tokenizer.decode_target(target_ids),
+                "sentences": [{"source": index.sources[r], "target": index.targets[r], "similarity": round(s, 4)}
+                              for r, s in zip(rows, similarity)],
+                "steps": [[example(r, s) for r, s in zip(rr.tolist(), ss.tolist())]
+                          for rr, ss in zip(state_rows, state_similarity)],
+                "trajectory": {"path": _rounded(index.plane(states)),
+                               "neighbours": _rounded(index.state_points[state_rows][..., :2]),
+                               "background": _rounded(index.background())},
+                "similarity": index.similarities(encoding, states),
+                "ms": round((time.perf_counter() - start) * 1000, 1)}
 
     def best_hypothesis(self, text: str, settings: DecodeSettings | None = None) -> tuple[Hypothesis, float]:
         """The best hypothesis of ``text`` under ``translate``'s checks, without a trace, and
@@ -226,6 +288,10 @@ class Translator:
         for i, ids in zip(todo, translate_ids(self.engine, sources, settings, batch_size)):
             outputs[i] = self.tokenizer.decode_target(ids)
         return BatchTranslations(outputs, errors)
+
+
+def _rounded(points: torch.Tensor) -> list:
+    return torch.round(points, decimals=4).tolist()
 
 
 def read_results(folder: Path | None) -> dict:

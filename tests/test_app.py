@@ -19,18 +19,25 @@ from s2s_demo.ui.blocks import build_demo, compare_request
 from s2s_demo.ui.request import Request
 from s2s_demo.ui.registry import ModelRegistry
 
+from train.neighbours import build as build_index
+
 from .conftest import ROOT, make_model
 
 CARD = "---\nmodel_name: {name}\ndescription: {desc}\nwidget:\n- text: {example}\n---\n"
 
 
 @pytest.fixture(scope="module")
-def model_dirs(tmp_path_factory, toy_tokenizer, toy_tokenizer_dir, toy_sentences):
+def model_dirs(tmp_path_factory, toy_tokenizer, toy_tokenizer_dir, toy_sentences, toy_corpus):
     root = tmp_path_factory.mktemp("models")
     for name, attention in (("toy-attn", "general"), ("toy-plain", "none")):
         card = CARD.format(name=name, desc=f"{attention} attention", example=toy_sentences[0])
         hub.save_folder(make_model(toy_tokenizer, seed=4, attention=attention), toy_tokenizer_dir,
                         root / name, card)
+    # toy-attn has an index of its training pairs; toy-plain has none
+    translator = hub.load(root / "toy-attn")
+    pairs = [(toy_corpus / f"{split}.{lang}").read_text(encoding="utf-8").splitlines()
+             for split in ("train", "val") for lang in ("de", "en")]
+    build_index(translator, pairs[0], pairs[1], 12, 8, 8, pairs[2]).save(root / "toy-attn")
     return root
 
 
@@ -340,3 +347,26 @@ def test_attribution_through_the_api_explains_the_translation_piece_by_piece(cli
     with pytest.raises(Exception, match="empty"):
         client.predict("  ", model="toy-attn", api_name="/attribute")
     assert client.predict(source, model="toy-attn", steps=2, api_name="/attribute")["token_ids"]  # still serving
+
+
+def test_nearest_training_examples_through_the_api(client, toy_sentences):
+    # a training sentence: its nearest training caption is itself
+    nearest = client.predict(toy_sentences[3], model="toy-attn", k=3, api_name="/neighbours")
+    assert nearest["sentences"][0]["source"] == toy_sentences[3]
+    assert nearest["sentences"][0]["similarity"] == pytest.approx(1.0, abs=1e-3)
+    assert [s["similarity"] for s in nearest["sentences"]] == sorted((s["similarity"] for s in nearest["sentences"]),
+                                                                     reverse=True)
+    steps = len(nearest["token_ids"])
+    assert len(nearest["steps"]) == len(nearest["trajectory"]["path"]) == len(nearest["trajectory"]["neighbours"]) == steps
+    for examples in nearest["steps"]:
+        assert len(examples) == 3
+        for example in examples:  # the marked token is a piece of that training target
+            assert 0 <= example["position"] < len(example["pieces"]) and example["pieces"][-1] == "</s>"
+    assert set(nearest["similarity"]) == {"sentence", "states", "sentence_floor", "state_floor", "far"}
+    _, trace = translate(client, toy_sentences[3], model="toy-attn")
+    assert trace["familiarity"]["nearest"]["sentence"] == pytest.approx(nearest["similarity"]["sentence"], abs=1e-3)
+    with pytest.raises(Exception, match="has no index of training examples"):
+        client.predict(toy_sentences[3], model="toy-plain", api_name="/neighbours")
+    with pytest.raises(Exception, match=r"k: must be an integer in \[1, 20\]"):
+        client.predict(toy_sentences[3], model="toy-attn", k=0, api_name="/neighbours")
+    assert client.predict(toy_sentences[3], model="toy-attn", k=1, api_name="/neighbours")["sentences"]

@@ -12,7 +12,7 @@ import pytest
 from s2s_demo import hub
 from s2s_demo.settings import DecodeSettings
 from s2s_demo.ui.blocks import build_demo
-from s2s_demo.ui.render import CONFIDENCE_COLORS, FORCED, SOURCE_COLORS, UNREADABLE
+from s2s_demo.ui.render import CONFIDENCE_COLORS, FORCED, NEIGHBOUR_COLORS, NEIGHBOUR_TOKEN, SOURCE_COLORS, UNREADABLE
 from s2s_demo.ui.registry import ModelRegistry
 
 from .conftest import ROOT, make_model
@@ -94,6 +94,14 @@ def test_translate_explore_and_what_if(page_url, browser, tmp_path):
     _wait_for_text(page, "#what-if-summary", f"Forced at step 0: log-prob {first_logprob:.3f}")
     assert "(forced)" in page.inner_text("#what-if-table")
     page.screenshot(path=str(shots / "what-if.png"), full_page=True)
+    # its link opens the forced translation, the forced word marked as such
+    page.wait_for_function("() => document.querySelector('#what-if-share textarea, #what-if-share input')"
+                           ".value.includes('forced=')", timeout=15_000)
+    linked = browser.new_page(viewport={"width": 1280, "height": 1000})
+    linked.goto(page.locator("#what-if-share textarea, #what-if-share input").first.input_value())
+    _wait_for_text(linked, "#translation", forced.translation)
+    assert _chip_colours(linked, "#translation")[0][1].startswith(_rgb(CONFIDENCE_COLORS[FORCED]))
+    linked.close()
 
     page.get_by_role("tab", name="Attention").click()
     page.wait_for_timeout(500)
@@ -386,3 +394,31 @@ def test_attribution_is_drawn_beside_attention_on_request(page_url, browser, tmp
     page.wait_for_function("() => document.querySelector('#attribution').innerText.includes('input × gradient')",
                            timeout=15_000)
     page.screenshot(path=str((_shots() or tmp_path) / "attribution.png"), full_page=True)
+
+
+def test_nearest_training_examples_and_the_trajectory(page_url, browser, tmp_path):
+    url, registry = page_url
+    translator = registry.get(None)
+    if translator.neighbours is None:
+        pytest.skip("the first model has no neighbour index")
+    sentence = _source_sentence(registry)
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(url)
+    page.get_by_label("Source sentence", exact=False).fill(sentence)
+    page.get_by_role("button", name="Translate").click()
+    _wait_for_text(page, "#translation", translator.translate(sentence).translation)
+    page.get_by_role("tab", name="Neighbours").click()
+    page.get_by_role("button", name="Find the nearest training examples").click()
+    nearest = translator.nearest_examples(sentence, k=5)
+    _wait_for_text(page, "#neighbour-sentences", nearest["sentences"][0]["target"])
+    page.locator("#trajectory .js-plotly-plot").wait_for(timeout=15_000)
+    assert "this translation" in page.inner_text("#trajectory")
+    # step 0's nearest training sentences, each with the token chosen from its state marked
+    marked = [text.strip() for text, colour in _chip_colours(page, "#neighbour-states")
+              if colour.startswith(_rgb(NEIGHBOUR_COLORS[NEIGHBOUR_TOKEN]))]
+    assert marked == [e["pieces"][e["position"]].replace("▁", "") for e in nearest["steps"][0]]
+    page.get_by_label("Step of the translation").click()
+    page.get_by_role("option", name=f"1: {nearest['target_pieces'][1].replace('▁', '')}").click()
+    second = nearest["steps"][1][0]
+    _wait_for_text(page, "#neighbour-states", second["target"].split()[0])
+    page.screenshot(path=str((_shots() or tmp_path) / "neighbours.png"), full_page=True)

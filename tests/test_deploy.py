@@ -31,7 +31,7 @@ def test_dry_run_stages_every_model_and_a_space_the_hub_accepts(staged):
     for name in MODELS:
         folder = out / "models" / name
         assert {"config.json", "model.safetensors", "source.model", "target.model", "README.md",
-                ".gitattributes"} <= {p.name for p in folder.iterdir()}
+                "neighbours.safetensors", "neighbours.json.gz", ".gitattributes"} <= {p.name for p in folder.iterdir()}
         assert (folder / "model.safetensors").stat().st_size > deploy.MAX_PLAIN_FILE  # so LFS matters
         assert deploy.oversized_plain_files(folder) == []
         card, _ = read_front_matter(folder / "README.md")
@@ -68,6 +68,7 @@ def test_the_space_loads_every_model_by_repo_id_from_the_hub(staged, tmp_path):
         env.pop("S2S_MODELS", None)
         code = ("import app\n"
                 "for name, t in app.registry.translators.items():\n"
+                "    assert t.neighbours is not None, name  # the index came down with the model\n"
                 "    print(name, t.ref, t.revision, t.translate('A man rides a bike.' if t.model.config.src_lang == 'en'"
                 " else 'Ein Mann fährt Fahrrad.').translation, sep='\\t')\n"
                 "print('errors', app.registry.errors)\n")

@@ -94,6 +94,11 @@ def test_a_link_carries_the_translation_and_a_broken_one_is_ignored(random_trans
     values = links.read_query(dict(parse_qsl(links.link_query(trace))), ["toy"])
     assert values["model"] == "toy" and values["text"] == toy_sentences[0]
     assert (values["method"], values["top_k"], values["seed"]) == ("sample", 5, trace["seed"])
+    assert "forced_prefix" not in values
+    forced = random_translator.translate(toy_sentences[0], DecodeSettings(forced_prefix=(7, 9))).to_dict()
+    forced["model"] = "toy"
+    assert links.read_query(dict(parse_qsl(links.link_query(forced))), ["toy"])["forced_prefix"] == [7, 9]
+    assert "forced_prefix" not in links.read_query({"forced": "7,-1"}, ["toy"])
     broken = links.read_query({"model": "nope", "text": "x" * 5000, "beam_size": "99", "method": "viterbi",
                                "top_p": "abc", "max_length": "40"}, ["toy"])
     assert broken == {"max_length": 40}

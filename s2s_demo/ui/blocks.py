@@ -16,7 +16,7 @@ from . import links, render
 from .registry import ModelRegistry
 from .. import attribution
 from .request import (CONTROLS, Request, RequestError, same_request, api_description, api_function,
-                      attribute_request, compare_request, score_request, translate_request)
+                      attribute_request, compare_request, neighbours_request, score_request, translate_request)
 
 log = logging.getLogger(__name__)
 DEFAULTS = DecodeSettings()
@@ -75,6 +75,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         internals_state = gr.State(None)  # the LSTM tab's recording of the current translation
         score_state = gr.State(None)      # the Score tab's scored reference
         attribution_state = gr.State(None)  # the Attention tab's attribution of the current translation
+        neighbours_state = gr.State(None)   # the Neighbours tab's examples for the current translation
         # on a phone the tab names wrap to a second row instead of hiding behind "..."
         with gr.Tabs(overflow_behavior="wrap"):
             with gr.Tab("Steps", id="steps"):
@@ -98,6 +99,8 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                     whatif_summary = gr.Markdown(elem_id="what-if-summary")
                     whatif_table = gr.Dataframe(headers=render.WHATIF_COLUMNS, label="Step by step, side by side",
                                                 interactive=False, elem_id="what-if-table")
+                    whatif_share = gr.Textbox(label="Link to the translation with the forced token",
+                                              interactive=False, buttons=["copy"], elem_id="what-if-share")
             with gr.Tab("Attention", id="attention"):
                 attention = gr.Plot(label="Attention")
                 gr.Markdown("**Attribution**: which source pieces each word of the translation depends on, from "
@@ -125,6 +128,20 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                 internals_btn = gr.Button("Show the LSTM's gates and cells")
                 lstm_heatmap = gr.Plot(label="Units × steps", elem_id="lstm-heatmap")
                 bridge = gr.Plot(label="The bridge", elem_id="bridge")
+            with gr.Tab("Neighbours", id="neighbours"):
+                gr.Markdown("The training captions nearest to this sentence in the model's own encoding, and for "
+                            "each step of the translation the training sentences whose decoder state was nearest "
+                            "(as Seq2Seq-Vis shows them), with the path of the decoder's states drawn among "
+                            "the training states.")
+                neighbours_btn = gr.Button("Find the nearest training examples", elem_id="find-neighbours")
+                neighbours_summary = gr.Markdown(elem_id="neighbours-summary")
+                neighbour_sentences = gr.Dataframe(headers=render.NEIGHBOUR_COLUMNS, label="Nearest training captions",
+                                                   interactive=False, wrap=True, elem_id="neighbour-sentences")
+                neighbour_step = gr.Dropdown(choices=[], label="Step of the translation", interactive=True)
+                neighbour_states = gr.HighlightedText(label="Training sentences whose decoder state was nearest",
+                                                      color_map=render.NEIGHBOUR_COLORS, show_legend=True,
+                                                      show_inline_category=False, elem_id="neighbour-states")
+                trajectory = gr.Plot(label="Trajectory", elem_id="trajectory")
             with gr.Tab("Compare", id="compare"):
                 gr.Markdown("The same sentence through every model that reads its language (the attention "
                             "models and the plain encoder-decoder), with the decoding settings above; "
@@ -167,9 +184,9 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         # and the browser a code view to redraw
         raw_open = gr.State(False)
 
-        def run(text_value, model_value, json_open, *control_values):
-            trace = _guarded(translate_request, registry, Request.from_controls(text_value, model_value,
-                                                                                *control_values), labels=labels)
+        def run(text_value, model_value, json_open, *control_values, forced_prefix=None):
+            request = Request.from_controls(text_value, model_value, *control_values, forced_prefix=forced_prefix)
+            trace = _guarded(translate_request, registry, request, labels=labels)
             first = trace["steps"][0]["step"] if trace["steps"] else None
             return (trace, render.highlighted_tokens(trace), render.nbest_table(trace), _timing(trace),
                     render.steps_overview_plot(trace), gr.update(choices=render.step_choices(trace), value=first),
@@ -181,30 +198,33 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         outputs = [trace_state, translation, nbest, timing, overview, step, step_plot, alternative,
                    attention, tree, trace_json, original_box, whatif_box, familiarity, unreadable]
         def share_link(trace, request: gr.Request):
-            if not trace:
-                return ""
-            # the page's own address: the event's request is the queue's, its Referer the page
-            page = request.headers.get("referer") or str(request.url)
-            return f"{page.split('?')[0]}?{links.link_query(trace)}"
+            return _link(trace, request) if trace else ""
 
         gr.on([translate_btn.click, text.submit], run, [text, model, raw_open, *controls], outputs,
               api_visibility="undocumented").then(share_link, trace_state, share, api_visibility="undocumented")
         # another translation: the LSTM view was of the one before
-        gr.on([translate_btn.click, text.submit, model.change], lambda: (None, None, None, None, "", None), None,
-              [internals_state, lstm_heatmap, bridge, attribution_state, attribution_summary, attribution_heatmap],
+        stale = [internals_state, lstm_heatmap, bridge, attribution_state, attribution_summary, attribution_heatmap,
+                 neighbours_state, neighbours_summary, neighbour_sentences, neighbour_step, neighbour_states, trajectory,
+                 whatif_share]
+        gr.on([translate_btn.click, text.submit, model.change],
+              lambda: [gr.update(value=None, choices=[]) if c is neighbour_step else None for c in stale], None, stale,
               api_visibility="undocumented")
 
         def from_link(request: gr.Request):
-            # a shared link's model, text and settings; anything invalid in it is ignored
+            # a shared link's model, text, settings and forced tokens; anything invalid in it is ignored
             values = links.read_query(dict(request.query_params) if request else {}, registry.names)
             by_name = {"model": model, "text": text, **widgets}
             return [gr.update(value=values[name]) if name in values else gr.update() for name in by_name] + \
-                [bool(values.get("text"))]
+                [bool(values.get("text")), values.get("forced_prefix")]
 
-        linked = gr.State(False)
-        demo.load(from_link, None, [model, text, *widgets.values(), linked], api_visibility="undocumented").then(
-            lambda go, *args: run(*args) if go else [gr.update()] * len(outputs),
-            [linked, text, model, raw_open, *controls], outputs, api_visibility="undocumented").then(
+        def run_linked(go, forced_prefix, *args):
+            return run(*args, forced_prefix=forced_prefix) if go else [gr.update()] * len(outputs)
+
+        linked, linked_prefix = gr.State(False), gr.State(None)
+        demo.load(from_link, None, [model, text, *widgets.values(), linked, linked_prefix],
+                  api_visibility="undocumented").then(
+            run_linked, [linked, linked_prefix, text, model, raw_open, *controls], outputs,
+            api_visibility="undocumented").then(
             share_link, trace_state, share, api_visibility="undocumented")
         raw_trace.expand(lambda trace: (True, _trace_json(trace) if trace else None), trace_state,
                          [raw_open, trace_json], api_visibility="undocumented")
@@ -256,6 +276,28 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             else gr.update(), [attribution_state, attribution_method], attribution_heatmap,
             api_visibility="undocumented")
 
+        def show_neighbours(trace):
+            if not trace or not trace["hypotheses"]:
+                raise gr.Error("Translate a sentence first.")
+            nearest = _guarded(neighbours_request, registry, same_request(trace, None), 5,
+                               trace["hypotheses"][0]["token_ids"], labels=labels)
+            return (nearest, render.neighbours_summary(nearest), render.neighbour_table(nearest),
+                    gr.update(choices=render.neighbour_step_choices(nearest), value=0),
+                    render.step_neighbours(nearest, 0), render.trajectory_plot(nearest, 0))
+
+        neighbours_btn.click(show_neighbours, trace_state,
+                             [neighbours_state, neighbours_summary, neighbour_sentences, neighbour_step,
+                              neighbour_states, trajectory], api_visibility="undocumented")
+
+        def show_neighbour_step(nearest, index):
+            if not nearest or index is None:
+                return gr.update(), gr.update()
+            index = min(int(index), len(nearest["steps"]) - 1)
+            return render.step_neighbours(nearest, index), render.trajectory_plot(nearest, index)
+
+        neighbour_step.input(show_neighbour_step, [neighbours_state, neighbour_step], [neighbour_states, trajectory],
+                             api_visibility="undocumented")
+
         def show_internals(trace, quantity_value, layer_value, order_value):
             if not trace:
                 raise gr.Error("Translate a sentence first.")
@@ -287,7 +329,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
 
         step.change(show_step, [trace_state, step], [step_plot, alternative], api_visibility="undocumented")
 
-        def what_if(trace, index, token_id):
+        def what_if(trace, index, token_id, request: gr.Request):
             if not trace:
                 raise gr.Error("Translate a sentence first.")
             if index is None or token_id is None:
@@ -296,12 +338,11 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             # the settings of the translation it is compared with, not the controls as they are now
             forced = _guarded(translate_request, registry, same_request(trace, prefix), labels=labels)
             table, summary = render.whatif_diff(trace, forced, int(index))
-            return render.highlighted_tokens(forced), summary, table
+            return render.highlighted_tokens(forced), summary, table, _link(forced, request)
 
-        whatif_btn.click(what_if, [trace_state, step, alternative], [whatif_box, whatif_summary, whatif_table],
-                         api_visibility="undocumented")
-        reset_btn.click(lambda: (None, "", None), None, [whatif_box, whatif_summary, whatif_table],
-                        api_visibility="undocumented")
+        whatif_outputs = [whatif_box, whatif_summary, whatif_table, whatif_share]
+        whatif_btn.click(what_if, [trace_state, step, alternative], whatif_outputs, api_visibility="undocumented")
+        reset_btn.click(lambda: (None, "", None, ""), None, whatif_outputs, api_visibility="undocumented")
 
         def on_method(value):
             sample, beam = value == "sample", value == "beam"
@@ -379,6 +420,20 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             "completeness: f_input, f_baseline, ig_sum, relative_gap per token and max_relative_gap; steps, "
             "baseline, ms (attribution) and total_ms (search included)."))
 
+        def api_neighbours(text: str, model: str | None = None, k: int = 5) -> dict:
+            return _guarded(neighbours_request, registry, Request(text, model), k)
+
+        gr.api(api_neighbours, api_name="neighbours", api_description=(
+            "The training examples nearest to text and to each step of a model's translation of it (its tuned "
+            "beam search), by cosine similarity in the model's own states (PCA-reduced). Parameters: text: the "
+            "source sentence; model: a name from /models (default: the first model); k: examples per query, 1 "
+            "to 20 (default 5). Returns: sentences (source, target, similarity); steps: per target token, k "
+            "training examples (source, target, pieces, position of the token chosen from the nearest state, "
+            "similarity); trajectory: path (the decoder states in the plane of the training states' first two "
+            "principal components), neighbours (each step's nearest states in that plane), background (a "
+            "sample of training states); similarity: sentence and mean state similarity, their floors from "
+            "validation data, far; target_pieces, token_ids, translation, ms."))
+
         def api_models() -> list[dict]:
             """The loaded models: name, language pair, description."""
             return [{"name": n, "pair": t.pair, "description": t.description,
@@ -408,6 +463,13 @@ def _guarded(request, *args, labels: dict[str, str] | None = None):
         if labels and err.field in labels and message.startswith(f"{err.field}:"):
             message = f"{labels[err.field]}:{message[len(err.field) + 1:]}"
         raise gr.Error(message, print_exception=False) from err
+
+
+def _link(trace: dict, request: gr.Request) -> str:
+    """The address that reproduces ``trace`` on this page (``s2s_demo.ui.links``)."""
+    # the page's own address: the event's request is the queue's, its Referer the page
+    page = request.headers.get("referer") or str(request.url)
+    return f"{page.split('?')[0]}?{links.link_query(trace)}"
 
 
 def _layers(registry: ModelRegistry) -> int:

@@ -31,6 +31,8 @@ UNREADABLE = "<unk>: characters this model cannot read"
 CONFIDENCE_COLORS = {"≥ 90%": "#86efac", "50–90%": "#bfdbfe", "20–50%": "#fde68a", "< 20%": "#fca5a5",
                      FORCED: "#c4b5fd", LENGTH_LIMIT: "#d1d5db"}
 SOURCE_COLORS = {UNREADABLE: "#fca5a5"}
+NEIGHBOUR_TOKEN = "the token chosen from this state"
+NEIGHBOUR_COLORS = {NEIGHBOUR_TOKEN: "#fdba74"}
 
 
 def confidence_label(prob: float) -> str:
@@ -291,6 +293,70 @@ def attribution_summary(attributed: dict) -> str:
             f"Integrated gradients: {attributed['steps']} steps from a baseline of {attributed['baseline']}; "
             f"its sums match the change in log-prob within {100 * gap:.1f}%. {agreement} "
             f"Computed in {attributed['ms']:.0f} ms.")
+
+
+NEIGHBOUR_COLUMNS = ["sim.", "training source", "training target"]  # short: a phone breaks long headers
+
+
+def neighbour_table(nearest: dict) -> pd.DataFrame:
+    """The training pairs nearest to the sentence, most similar first."""
+    return pd.DataFrame([[round(row["similarity"], 3), row["source"], row["target"]] for row in nearest["sentences"]],
+                        columns=NEIGHBOUR_COLUMNS)
+
+
+def _text(pieces: list[str]) -> str:
+    return "".join(p for p in pieces if p != "</s>").replace("▁", " ")
+
+
+def step_neighbours(nearest: dict, step: int) -> list[tuple[str, str | None]]:
+    """The training sentences whose decoder state was nearest to the translation's at ``step``,
+    one a line (similarity first), the token chosen from that state marked."""
+    spans = []
+    for example in nearest["steps"][step]:
+        pieces, at = example["pieces"], example["position"]
+        spans += [(f"{example['similarity']:.3f}  " + _text(pieces[:at]), None),
+                  (pieces[at].replace("▁", " "), NEIGHBOUR_TOKEN), (_text(pieces[at + 1:]) + "\n", None)]
+    return spans
+
+
+def neighbours_summary(nearest: dict) -> str:
+    """How near the translation is to the training data, in words."""
+    sim = nearest["similarity"]
+    verdict = ("**Far from the training data.**" if sim["far"] else "Within what validation sentences reach.")
+    states = "" if sim["states"] is None else (f"; its decoder states, {sim['states']:.3f} on average to the "
+                                               f"nearest training state (floor {sim['state_floor']:.3f})")
+    return (f"{verdict} Nearest training caption: similarity {sim['sentence']:.2f} (99% of validation sentences "
+            f"have one above {sim['sentence_floor']:.2f}){states}. Found in {nearest['ms']:.0f} ms.")
+
+
+def neighbour_step_choices(nearest: dict) -> list[tuple[str, int]]:
+    return [(f"{t}: {display_piece(p)}", t) for t, p in enumerate(nearest["target_pieces"])]
+
+
+def trajectory_plot(nearest: dict, step: int | None = None) -> go.Figure:
+    """The translation's decoder states as a path in the training states' first two principal
+    components, over a sample of training states; each step's nearest training states drawn
+    small, the chosen ``step``'s large."""
+    path = nearest["trajectory"]
+    background = path["background"]
+    fig = go.Figure()
+    fig.add_scattergl(x=[p[0] for p in background], y=[p[1] for p in background], mode="markers",
+                      marker=dict(size=3, color="#d1d5db"), name="training states", hoverinfo="skip")
+    near = [(p, t) for t, points in enumerate(path["neighbours"]) for p in points]
+    fig.add_scatter(x=[p[0] for p, _ in near], y=[p[1] for p, _ in near], mode="markers",
+                    marker=dict(size=[9 if t == step else 4 for _, t in near],
+                                color=["#f97316" if t == step else "#fdba74" for _, t in near]),
+                    name="nearest training states", customdata=[t for _, t in near],
+                    hovertemplate="nearest to step %{customdata}<extra></extra>")
+    labels = [f"{t}:{safe(display_piece(p))}" for t, p in enumerate(nearest["target_pieces"])]
+    fig.add_scatter(x=[p[0] for p in path["path"]], y=[p[1] for p in path["path"]], mode="lines+markers+text",
+                    text=labels, textposition="top center", line=dict(color="#2563eb"),
+                    marker=dict(size=7, color="#2563eb"), name="this translation",
+                    hovertemplate="step %{text}<extra></extra>")
+    fig.update_layout(title="Decoder states, in the training states' first two principal components",
+                      title_font_size=13, height=520, legend=dict(orientation="h", y=-0.12),
+                      xaxis=dict(title="PC 1"), yaxis=dict(title="PC 2"), margin=dict(l=40, r=10, t=50, b=40))
+    return fig
 
 
 def beam_tree_plot(trace: dict) -> go.Figure:

@@ -132,36 +132,39 @@ def _refused():
 
 def translate_request(registry: ModelRegistry, request: Request) -> dict:
     """Validate everything, translate, and return the trace dict (what the page shows)."""
+    return _served(registry, request,
+                   lambda t, settings: t.translate(request.text, settings, internals=request.internals).to_dict())
+
+
+def _served(registry: ModelRegistry, request: Request, serve) -> dict:
+    """``serve(translator, settings)`` for the request's model and settings, refusals made
+    RequestErrors; the result's ``model`` is the registry's name (unique, so a follow-up request
+    asks for the same model)."""
     with _refused():
         translator = registry.get(request.model)
-        trace = translator.translate(request.text, request.settings_for(translator.default_settings()),
-                                     internals=request.internals).to_dict()
-    # the registry's name (unique), so a what-if re-decode asks for the same model
-    trace["model"] = request.model or registry.default
-    return trace
+        result = serve(translator, request.settings_for(translator.default_settings()))
+    result["model"] = request.model or registry.default
+    return result
 
 
 def score_request(registry: ModelRegistry, request: Request, reference: str) -> dict:
     """Score a visitor's ``reference`` translation of the request's text with its model under
-    its settings (``Translator.score_reference``); ``model`` is the registry's name."""
-    with _refused():
-        translator = registry.get(request.model)
-        scored = translator.score_reference(request.text, reference,
-                                            request.settings_for(translator.default_settings()))
-    scored["model"] = request.model or registry.default
-    return scored
+    its settings (``Translator.score_reference``)."""
+    return _served(registry, request, lambda t, settings: t.score_reference(request.text, reference, settings))
 
 
 def attribute_request(registry: ModelRegistry, request: Request, steps: int, target_ids: list[int] | None = None
                       ) -> dict:
     """Attribute ``target_ids`` (default: the best hypothesis under the request's settings) of the
-    request's text to its source pieces (``Translator.attribute``); ``model`` is the registry's name."""
-    with _refused():
-        translator = registry.get(request.model)
-        attributed = translator.attribute(request.text, target_ids,
-                                          request.settings_for(translator.default_settings()), steps)
-    attributed["model"] = request.model or registry.default
-    return attributed
+    request's text to its source pieces (``Translator.attribute``)."""
+    return _served(registry, request, lambda t, settings: t.attribute(request.text, target_ids, settings, steps))
+
+
+def neighbours_request(registry: ModelRegistry, request: Request, k: int = 5,
+                       target_ids: list[int] | None = None) -> dict:
+    """The training examples nearest to the request's text and to each step of its translation
+    (``Translator.nearest_examples``)."""
+    return _served(registry, request, lambda t, settings: t.nearest_examples(request.text, target_ids, settings, k))
 
 
 def compare_request(registry: ModelRegistry, request: Request) -> list[dict]:

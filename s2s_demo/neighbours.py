@@ -1,0 +1,149 @@
+"""Nearest training examples: which training captions a sentence, and each step of its translation,
+are closest to in the model's own state space (as Seq2Seq-Vis shows them).
+
+Two indexes per model folder, built by ``python -m train.neighbours`` from the training pairs
+(teacher forcing, the float32 weights):
+
+- **sentences**: each training source's encoding, the mean of the encoder's outputs over its
+  pieces (2He);
+- **decoder states**: the decoder's top-layer hidden state (Hd) at every target position of a
+  subset of those pairs, the state from which the model chose that position's token.
+
+Both are reduced by PCA (fitted on the training vectors, so the axes are the same for every
+sentence: the trajectory view's 2-D plane is the first two) and stored as float16 in
+``neighbours.safetensors``; the captions are in ``neighbours.json.gz``. A query is a cosine
+similarity against every row, one matrix product. ``similarity_floor``: the 1st percentile, over
+validation sentences, of the similarity to their nearest training sentence; ``state_floor``: the
+1st percentile of the mean, over the decoder states of a validation sentence's translation (the
+model's default decoding), of the similarity to the nearest training state. A translation whose
+states fall below it is far from anything the model was trained on.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .model import Seq2Seq
+
+INDEX_FILE = "neighbours.safetensors"
+TEXTS_FILE = "neighbours.json.gz"
+BACKGROUND_POINTS = 1500  # training states drawn behind a trajectory
+log = logging.getLogger(__name__)
+
+
+def encode_states(model: Seq2Seq, src: torch.Tensor, lengths: torch.Tensor, tgt_in: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """src (B, S) padded, lengths (B,), tgt_in (B, T) starting with BOS -> sentence encodings
+    (B, 2He), the mean encoder output over real pieces, and the decoder's top-layer hidden
+    states (B, T, Hd), position t having read tgt_in[:, t] (teacher forcing, no input feeding)."""
+    if model.config.input_feeding:
+        raise ValueError("decoder-state neighbours cover models without input feeding")
+    with torch.no_grad():
+        state = model.encode(src, lengths)
+        mask = state.src_mask.unsqueeze(-1).float()
+        sentence = (state.memory * mask).sum(1) / mask.sum(1)
+        out, _ = model.decoder(model.tgt_embed(tgt_in), (state.h, state.c))
+    return sentence, out
+
+
+@dataclass
+class Projection:
+    """A PCA: ``mean`` (D,), ``components`` (k, D), rows orthonormal, by explained variance."""
+
+    mean: torch.Tensor
+    components: torch.Tensor
+
+    @classmethod
+    def fit(cls, vectors: torch.Tensor, dims: int) -> "Projection":
+        """Fit on vectors (N, D) -> the first ``dims`` principal directions."""
+        mean = vectors.mean(0)
+        _, _, v = torch.linalg.svd(vectors - mean, full_matrices=False)
+        return cls(mean, v[:dims].contiguous())
+
+    def __call__(self, vectors: torch.Tensor) -> torch.Tensor:
+        """(N, D) -> (N, k)."""
+        return (vectors - self.mean) @ self.components.T
+
+
+def _unit(rows: torch.Tensor) -> torch.Tensor:
+    return rows / rows.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+
+
+class NeighbourIndex:
+    """A model folder's training-example indexes (see the module docstring)."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor], texts: dict) -> None:
+        self.sentence_projection = Projection(tensors["sentence_mean"].float(), tensors["sentence_components"].float())
+        self.state_projection = Projection(tensors["state_mean"].float(), tensors["state_components"].float())
+        self.sentences = _unit(tensors["sentence_vectors"].float())  # (N, k) unit rows
+        self.state_points = tensors["state_vectors"].float()  # (M, k), projected, not normalised
+        self.states = _unit(self.state_points)
+        self.state_sentence = tensors["state_sentence"].long()  # (M,) row of sources/targets
+        self.state_position = tensors["state_position"].long()  # (M,) target position
+        self.sources, self.targets = texts["sources"], texts["targets"]
+        self.similarity_floor = float(texts["similarity_floor"])
+        self.state_floor = float(texts["state_floor"])
+        self.info = texts.get("info", {})
+
+    @classmethod
+    def load(cls, folder: Path | None) -> "NeighbourIndex | None":
+        """The folder's index, or None when it has none or it cannot be read (logged)."""
+        if folder is None or not (folder / INDEX_FILE).is_file():
+            return None
+        try:
+            with gzip.open(folder / TEXTS_FILE, "rt", encoding="utf-8") as f:
+                return cls(load_file(str(folder / INDEX_FILE)), json.load(f))
+        except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:
+            log.warning("%s: the neighbour index cannot be read (%s); the page shows none", folder, err)
+            return None
+
+    def save(self, folder: Path) -> None:
+        half = {"sentence_vectors": self.sentences, "state_vectors": self.state_points}
+        save_file({"sentence_mean": self.sentence_projection.mean, "sentence_components": self.sentence_projection.components,
+                   "state_mean": self.state_projection.mean, "state_components": self.state_projection.components,
+                   **{k: v.half().contiguous() for k, v in half.items()},
+                   "state_sentence": self.state_sentence.int(), "state_position": self.state_position.short()},
+                  str(folder / INDEX_FILE))
+        with gzip.open(folder / TEXTS_FILE, "wt", encoding="utf-8") as f:
+            json.dump({"sources": self.sources, "targets": self.targets, "similarity_floor": self.similarity_floor,
+                       "state_floor": self.state_floor, "info": self.info}, f, ensure_ascii=False)
+
+    def nearest_sentences(self, encoding: torch.Tensor, k: int) -> tuple[list[int], list[float]]:
+        """A sentence encoding (2He,) -> the k nearest training sentences' rows and similarities."""
+        similarity = self.sentences @ _unit(self.sentence_projection(encoding[None]))[0]
+        top = similarity.topk(min(k, similarity.numel()))
+        return top.indices.tolist(), top.values.tolist()
+
+    def nearest_states(self, states: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoder states (T, Hd) -> rows (T, k) of the nearest training states, and similarities (T, k)."""
+        similarity = _unit(self.state_projection(states)) @ self.states.T  # (T, M)
+        top = similarity.topk(min(k, similarity.size(1)), dim=1)
+        return top.indices, top.values
+
+    def plane(self, states: torch.Tensor) -> torch.Tensor:
+        """Decoder states (T, Hd) -> their first two principal coordinates (T, 2)."""
+        return self.state_projection(states)[:, :2]
+
+    def background(self, count: int = BACKGROUND_POINTS) -> torch.Tensor:
+        """A fixed sample of ``count`` training states in the plane (count, 2)."""
+        rows = torch.randperm(len(self.state_points), generator=torch.Generator().manual_seed(0))[:count]
+        return self.state_points[rows, :2]
+
+    def similarities(self, encoding: torch.Tensor, states: torch.Tensor) -> dict:
+        """How near a translation is to the training data: its sentence's similarity to the
+        nearest training sentence, the mean over its decoder states (T, Hd) of each one's to the
+        nearest training state, the floors, and ``far`` (the states below their floor)."""
+        sentence = self.nearest_sentences(encoding, 1)[1][0]
+        state = float(self.nearest_states(states, 1)[1].mean()) if len(states) else None
+        # the states decide: the sentence encoding's similarity separates chat from captions poorly
+        far = state < self.state_floor if state is not None else sentence < self.similarity_floor
+        return {"sentence": round(sentence, 4), "states": None if state is None else round(state, 4),
+                "sentence_floor": self.similarity_floor, "state_floor": self.state_floor, "far": far}

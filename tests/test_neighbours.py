@@ -1,0 +1,49 @@
+"""The nearest-training-example index: built from pairs, saved and loaded, queried."""
+
+from __future__ import annotations
+
+import torch
+
+from s2s_demo import hub
+from s2s_demo.neighbours import INDEX_FILE, NeighbourIndex
+from train.neighbours import build, encode_pairs
+
+from .conftest import make_model
+
+
+def _pairs(toy_corpus, split):
+    return [(toy_corpus / f"{split}.{lang}").read_text(encoding="utf-8").splitlines() for lang in ("de", "en")]
+
+
+def test_a_training_pair_finds_itself_in_both_indexes(tmp_path, toy_tokenizer, toy_tokenizer_dir, toy_corpus):
+    hub.save_folder(make_model(toy_tokenizer, seed=2), toy_tokenizer_dir, tmp_path / "m")
+    translator = hub.load(tmp_path / "m")
+    sources, targets = _pairs(toy_corpus, "train")
+    index = build(translator, sources, targets, 10, 8, 8, _pairs(toy_corpus, "val")[0])
+    index.save(tmp_path / "m")
+    loaded = NeighbourIndex.load(tmp_path / "m")
+    assert torch.allclose(loaded.states, index.states, atol=1e-2) and loaded.sources == sources
+    assert 0 < loaded.similarity_floor <= 1 and 0 < loaded.state_floor <= 1
+    tok = translator.tokenizer
+    encodings, states = encode_pairs(translator.model, [(tok.encode_source(s), tok.encode_target(t))
+                                                        for s, t in zip(sources[:10], targets[:10])])
+    for i in range(10):
+        rows, sims = loaded.nearest_sentences(encodings[i], 1)
+        assert rows == [i] and abs(sims[0] - 1) < 1e-2
+        state_rows, _ = loaded.nearest_states(states[i], 1)
+        # each decoder state's nearest training state is its own (the index holds the first 10 pairs)
+        assert loaded.state_sentence[state_rows[:, 0]].tolist() == [i] * len(states[i])
+        assert loaded.state_position[state_rows[:, 0]].tolist() == list(range(len(states[i])))
+
+
+def test_the_translator_reads_its_index_and_a_broken_one_is_none(tmp_path, toy_tokenizer, toy_tokenizer_dir,
+                                                                 toy_corpus):
+    hub.save_folder(make_model(toy_tokenizer, seed=2), toy_tokenizer_dir, tmp_path / "m")
+    translator = hub.load(tmp_path / "m")
+    assert translator.neighbours is None  # no index: the page says so
+    sources, targets = _pairs(toy_corpus, "train")
+    build(translator, sources, targets, 5, 4, 4, _pairs(toy_corpus, "val")[0]).save(tmp_path / "m")
+    nearest = hub.load(tmp_path / "m").nearest_examples(sources[0], k=2)
+    assert nearest["sentences"][0]["source"] == sources[0] and len(nearest["trajectory"]["background"]) > 0
+    (tmp_path / "m" / INDEX_FILE).write_bytes(b"not a safetensors file")
+    assert hub.load(tmp_path / "m").neighbours is None  # logged, and the model still loads
