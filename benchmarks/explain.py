@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
-
 import torch
 
 from s2s_demo.hub import load
@@ -22,18 +20,11 @@ from s2s_demo.neighbours import INDEX_FILE, TEXTS_FILE
 from train.configuration import multi30k_dir
 from train.prepare import read_split
 
-from .common import machine_line
+from .common import latencies_ms, machine_line
 
 
-def _median_ms(call, items, warmup: int = 2) -> float:
-    for item in items[:warmup]:
-        call(item)
-    times = []
-    for item in items:
-        start = time.perf_counter()
-        call(item)
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+def _median_ms(call, texts: list[str]) -> float:
+    return statistics.median(latencies_ms(call, texts, warmup=2))
 
 
 def main(argv: list[str] | None = None) -> None:
