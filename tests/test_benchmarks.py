@@ -34,3 +34,14 @@ def test_page_benchmark_prints_the_translation_and_raw_trace_figures():
     assert "machine: " in result.stdout
     assert "first Translate after load: " in result.stdout and "click to translation and plots drawn" in result.stdout
     assert "raw trace of de-en, beam 2, n-best 1: opened in " in result.stdout and " elements in the page" in result.stdout
+
+
+def test_explain_benchmark_prints_every_view_and_the_index():
+    result = subprocess.run([sys.executable, "-m", "benchmarks.explain", "--model", "assets/models/en-de",
+                             "--sentences", "3"], capture_output=True, text=True, cwd=ROOT, timeout=600,
+                            env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
+    assert result.returncode == 0, result.stderr
+    for line in ("machine: ", "3 test_2016 sentences", "translate without the neighbour index",
+                 "translate with internals", "attribution (incl. search)", "nearest examples (incl. search)",
+                 "largest completeness gap", "neighbour index: 10000 sentences"):
+        assert line in result.stdout, (line, result.stdout)
