@@ -237,6 +237,18 @@ class InferenceEngine:
         return log_probs, attn, DecoderState(h, c, feed, state.memory, state.keys, state.src_mask, state.padded)
 
 
+    def decoder_states(self, tgt_in: torch.Tensor, state: DecoderState) -> torch.Tensor:
+        """``Seq2Seq.decoder_states`` in this arithmetic: tgt_in (N, T) -> top-layer hidden states
+        (N, T, Hd), the LSTM cells alone (no attention, no output layer)."""
+        if self.config.input_feeding:
+            raise ValueError("decoder states along a sequence cover models without input feeding")
+        h, c, outputs = state.h, state.c, []
+        for t in range(tgt_in.size(1)):
+            out, h, c = _lstm_layers(F.embedding(tgt_in[:, t], self.tgt_embed), h, c, self.cells)
+            outputs.append(out)
+        return torch.stack(outputs, 1)
+
+
 def _lstm_layers(x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, cells: list[Linear]
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """x (N, I), h/c (L, N, Hd) -> top output (N, Hd), new h/c (L, N, Hd)."""

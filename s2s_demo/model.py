@@ -238,6 +238,15 @@ class Seq2Seq(nn.Module):
         log_probs = torch.log_softmax(self.logits(pre.squeeze(1)), dim=-1)
         return log_probs, (attn.squeeze(1) if attn is not None else None), new_state
 
+    def decoder_states(self, tgt_in: torch.Tensor, state: DecoderState) -> torch.Tensor:
+        """The decoder's top-layer hidden states (N, T, Hd) along tgt_in (N, T) (teacher forcing,
+        position t having read tgt_in[:, t]); models without input feeding, whose LSTM runs over
+        the whole sequence at once."""
+        if self.config.input_feeding:
+            raise ValueError("decoder states along a sequence cover models without input feeding")
+        out, _ = self.decoder(self.emb_dropout(self.tgt_embed(tgt_in)), (state.h, state.c))
+        return out
+
     def logits(self, pre: torch.Tensor) -> torch.Tensor:
         """Pre-output (..., O) -> logits (..., V), divided by the model's temperature."""
         logits = self.generator(pre)

@@ -31,7 +31,6 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .model import Seq2Seq
 
 INDEX_FILE = "neighbours.safetensors"
 TEXTS_FILE = "neighbours.json.gz"
@@ -39,19 +38,18 @@ BACKGROUND_POINTS = 1500  # training states drawn behind a trajectory
 log = logging.getLogger(__name__)
 
 
-def encode_states(model: Seq2Seq, src: torch.Tensor, lengths: torch.Tensor, tgt_in: torch.Tensor
+def encode_states(model, src: torch.Tensor, lengths: torch.Tensor, tgt_in: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """src (B, S) padded, lengths (B,), tgt_in (B, T) starting with BOS -> sentence encodings
     (B, 2He), the mean encoder output over real pieces, and the decoder's top-layer hidden
-    states (B, T, Hd), position t having read tgt_in[:, t] (teacher forcing, no input feeding)."""
-    if model.config.input_feeding:
-        raise ValueError("decoder-state neighbours cover models without input feeding")
-    with torch.no_grad():
+    states (B, T, Hd), position t having read tgt_in[:, t] (teacher forcing). ``model``: a
+    ``Seq2Seq`` (the index is built with its float32 weights) or an ``InferenceEngine`` (the
+    page's query, in the decoding arithmetic)."""
+    with torch.inference_mode():
         state = model.encode(src, lengths)
         mask = state.src_mask.unsqueeze(-1).float()
         sentence = (state.memory * mask).sum(1) / mask.sum(1)
-        out, _ = model.decoder(model.tgt_embed(tgt_in), (state.h, state.c))
-    return sentence, out
+        return sentence, model.decoder_states(tgt_in, state)
 
 
 @dataclass
@@ -141,8 +139,9 @@ class NeighbourIndex:
         """How near a translation is to the training data: its sentence's similarity to the
         nearest training sentence, the mean over its decoder states (T, Hd) of each one's to the
         nearest training state, the floors, and ``far`` (the states below their floor)."""
-        sentence = self.nearest_sentences(encoding, 1)[1][0]
-        state = float(self.nearest_states(states, 1)[1].mean()) if len(states) else None
+        sentence = float((self.sentences @ _unit(self.sentence_projection(encoding[None]))[0]).max())
+        # the largest similarity per state: a max, cheaper than topk over every training state
+        state = float((_unit(self.state_projection(states)) @ self.states.T).amax(1).mean()) if len(states) else None
         # the states decide: the sentence encoding's similarity separates chat from captions poorly
         far = state < self.state_floor if state is not None else sentence < self.similarity_floor
         return {"sentence": round(sentence, 4), "states": None if state is None else round(state, 4),

@@ -152,9 +152,9 @@ class Translator:
 
     def _states(self, ids: list[int], target_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """The sentence encoding (2He,) of ``ids`` and the decoder states (T, Hd) along
-        ``target_ids`` (EOS last), from the float32 weights (``neighbours.encode_states``)."""
+        ``target_ids`` (EOS last), through the decoding engine (``neighbours.encode_states``)."""
         tgt_in = torch.tensor([[self.model.config.bos_id] + list(target_ids[:-1])])
-        encoding, states = encode_states(self.model, torch.tensor([ids]), torch.tensor([len(ids)]), tgt_in)
+        encoding, states = encode_states(self.engine, torch.tensor([ids]), torch.tensor([len(ids)]), tgt_in)
         return encoding[0], states[0]
 
     def nearest_examples(self, text: str, target_ids: list[int] | None = None,

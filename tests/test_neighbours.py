@@ -47,3 +47,16 @@ def test_the_translator_reads_its_index_and_a_broken_one_is_none(tmp_path, toy_t
     assert nearest["sentences"][0]["source"] == sources[0] and len(nearest["trajectory"]["background"]) > 0
     (tmp_path / "m" / INDEX_FILE).write_bytes(b"not a safetensors file")
     assert hub.load(tmp_path / "m").neighbours is None  # logged, and the model still loads
+
+
+def test_the_engine_gives_the_models_own_states(toy_tokenizer):
+    from s2s_demo.inference import InferenceEngine
+    from s2s_demo.neighbours import encode_states
+
+    model = make_model(toy_tokenizer, seed=6, num_layers=2)
+    src, lengths = torch.tensor([[5, 17, 9, 11], [8, 21, 0, 0]]), torch.tensor([4, 2])
+    tgt_in = torch.tensor([[2, 8, 21, 33], [2, 14, 15, 0]])
+    reference = encode_states(model, src, lengths, tgt_in)
+    engine = encode_states(InferenceEngine(model, "float32"), src, lengths, tgt_in)
+    for ours, theirs in zip(reference, engine):
+        assert torch.allclose(ours, theirs, atol=1e-5)
