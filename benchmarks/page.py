@@ -12,7 +12,10 @@ Playwright (``/usr/bin/chromium``) at 1280x1000:
   that every click changes the page (median after one warm-up, and p90);
 - raw trace: a long sentence at ``--beam-size`` / ``--n-best``, then a click on "Raw trace
   (JSON)", the seconds until the browser's next frame (the tab is frozen until then) and how
-  many elements the page holds afterwards.
+  many elements the page holds afterwards;
+- the explainer views (beam 5, the default model's first two examples): from the click on their button
+  until their plot is drawn, beside the milliseconds the server reports computing them (the
+  rest is the queue, the transfer and the drawing): LSTM internals, attribution, nearest examples.
 """
 
 from __future__ import annotations
@@ -40,17 +43,19 @@ def set_number(page, label: str, value: int) -> None:
     page.wait_for_timeout(300)
 
 
-# runs in the page: click Translate, resolve with the milliseconds until ``expected`` is in the
-# translation box and a frame has been drawn after that
-CLICK_TO_RESULT = """async (expected) => {
+# runs in the page: click the button ``sel[0]``, resolve with the milliseconds until the element
+# ``sel[1]`` holds the text ``sel[2]`` and a frame has been drawn after that
+CLICK_UNTIL = """async (sel) => {
+  const [button, target, text] = sel;
   const norm = s => s.replace(/\\s+/g, ' ').trim();
   const start = performance.now();
-  document.querySelector('#translate button, button#translate').click();
-  await new Promise(resolve => {
-    const done = () => norm(document.querySelector('#translation').innerText).includes(norm(expected));
+  document.querySelector(button).click();
+  await new Promise((resolve, reject) => {
+    const done = () => { const e = document.querySelector(target); return e && norm(e.innerText).includes(norm(text)); };
     if (done()) return resolve();
-    new MutationObserver((_, observer) => { if (done()) { observer.disconnect(); resolve(); } })
-      .observe(document.body, {subtree: true, childList: true, characterData: true});
+    const observer = new MutationObserver(() => { if (done()) { observer.disconnect(); resolve(); } });
+    observer.observe(document.body, {subtree: true, childList: true, characterData: true});
+    setTimeout(() => { observer.disconnect(); reject(new Error(`no "${text}" in ${target} after 60 s`)); }, 60000);
   });
   await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
   return performance.now() - start;
@@ -58,7 +63,39 @@ CLICK_TO_RESULT = """async (expected) => {
 
 
 def click_to_result_ms(page, expected: str) -> float:
-    return page.evaluate(CLICK_TO_RESULT, expected)
+    """Click Translate; milliseconds until ``expected`` is in the translation and drawn."""
+    return page.evaluate(CLICK_UNTIL, ["#translate button, button#translate", "#translation", expected])
+
+
+# (tab, button, plot, text in the drawn plot, the server's own figure: a regex over the page text)
+VIEWS = (("LSTM", "#lstm-button", "#lstm-heatmap", "forget gate", None),
+         ("Attention", "#attribute", "#attribution", "integrated gradients", r"Computed in (\d+) ms"),
+         ("Neighbours", "#find-neighbours", "#trajectory", "this translation", r"Found in (\d+) ms"))
+
+
+def time_views(page, registry) -> None:
+    """Each explainer view, opened 3 times after a warm-up, on the default model's first two examples."""
+    import re
+
+    translator = registry.get(registry.default)
+    texts = [w["text"] for w in translator.card["widget"][:2]]
+    expected = [translator.translate(text).translation for text in texts]
+    box = page.get_by_label("Source sentence", exact=False)
+    for tab, button, plot, marker, computed in VIEWS:
+        page.get_by_role("tab", name=tab).click()
+        page.wait_for_selector(button)
+        times = []
+        for i in range(4):  # the first is a warm-up; each Translate (of another sentence) empties the view
+            box.fill(texts[i % 2])
+            click_to_result_ms(page, expected[i % 2])
+            page.wait_for_function(f"() => !document.querySelector('{plot} .js-plotly-plot')", timeout=30_000)
+            # the view was emptied by the Translate: wait for its new plot
+            times.append(page.evaluate(CLICK_UNTIL, [f"{button} button, button{button}", f"{plot} .js-plotly-plot",
+                                                     marker]))
+        times = times[1:]
+        found = re.search(computed, page.inner_text("body")) if computed else None
+        server = f", of which the server reports {found.group(1)} ms computing" if found else ""
+        print(f"{tab} view: click to plot drawn {statistics.median(times):.0f} ms (median of 3){server}")
 
 
 def main() -> None:
@@ -82,6 +119,8 @@ def main() -> None:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.goto(url)
             time_translations(page, registry, args.clicks)
+            time_views(page, registry)
+            page.get_by_role("tab", name="Steps").click()
             if args.model != registry.default:
                 page.get_by_label("Model").click()
                 page.get_by_role("option", name=registry.label(args.model)).click()

@@ -34,6 +34,9 @@ def test_page_benchmark_prints_the_translation_and_raw_trace_figures():
     assert "machine: " in result.stdout
     assert "first Translate after load: " in result.stdout and "click to translation and plots drawn" in result.stdout
     assert "raw trace of de-en, beam 2, n-best 1: opened in " in result.stdout and " elements in the page" in result.stdout
+    assert "LSTM view: click to plot drawn " in result.stdout
+    for view in ("Attention", "Neighbours"):
+        assert f"{view} view: click to plot drawn " in result.stdout and "the server reports " in result.stdout
 
 
 def test_explain_benchmark_prints_every_view_and_the_index():

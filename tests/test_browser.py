@@ -422,3 +422,24 @@ def test_nearest_training_examples_and_the_trajectory(page_url, browser, tmp_pat
     second = nearest["steps"][1][0]
     _wait_for_text(page, "#neighbour-states", second["target"].split()[0])
     page.screenshot(path=str((_shots() or tmp_path) / "neighbours.png"), full_page=True)
+
+
+def test_an_open_attention_tab_shows_each_new_translations_attention(page_url, browser):
+    url, registry = page_url
+    translator = registry.get(None)
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(url)
+    page.get_by_role("tab", name="Attention").click()
+    box = page.get_by_label("Source sentence", exact=False)
+    seen = []
+    for sentence in (_source_sentence(registry), translator.card["widget"][0]["text"]):
+        box.fill(sentence)
+        page.get_by_role("button", name="Translate").click()
+        trace = translator.translate(sentence)
+        _wait_for_text(page, "#translation", trace.translation)
+        # the plot drawn while its tab is open is this translation's: every target piece labelled
+        labels = [f"{s.step}:{s.piece}" for s in trace.steps]
+        page.wait_for_function("(ls) => ls.every(l => document.querySelector('#attention-plot').innerText.includes(l))",
+                               arg=labels, timeout=15_000)
+        seen.append(labels)
+    assert seen[0] != seen[1]

@@ -77,7 +77,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         attribution_state = gr.State(None)  # the Attention tab's attribution of the current translation
         neighbours_state = gr.State(None)   # the Neighbours tab's examples for the current translation
         # on a phone the tab names wrap to a second row instead of hiding behind "..."
-        with gr.Tabs(overflow_behavior="wrap"):
+        with gr.Tabs(overflow_behavior="wrap") as tabs:
             with gr.Tab("Steps", id="steps"):
                 # drawn at load, so that Plotly's bundle is there before the first Translate
                 overview = gr.Plot(render.placeholder_plot("Translate a sentence to see every step here"),
@@ -102,7 +102,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                     whatif_share = gr.Textbox(label="Link to the translation with the forced token",
                                               interactive=False, buttons=["copy"], elem_id="what-if-share")
             with gr.Tab("Attention", id="attention"):
-                attention = gr.Plot(label="Attention")
+                attention = gr.Plot(label="Attention", elem_id="attention-plot")
                 gr.Markdown("**Attribution**: which source pieces each word of the translation depends on, from "
                             "the gradients of its log-prob (computed on request: about a second).")
                 with gr.Row():
@@ -125,7 +125,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                     layer = gr.Dropdown([(f"layer {i + 1}", i) for i in range(_layers(registry))], value=0,
                                         label="Decoder layer")
                     unit_order = gr.Dropdown(list(render.UNIT_ORDERS), value=render.UNIT_ORDERS[0], label="Units")
-                internals_btn = gr.Button("Show the LSTM's gates and cells")
+                internals_btn = gr.Button("Show the LSTM's gates and cells", elem_id="lstm-button")
                 lstm_heatmap = gr.Plot(label="Units × steps", elem_id="lstm-heatmap")
                 bridge = gr.Plot(label="The bridge", elem_id="bridge")
             with gr.Tab("Neighbours", id="neighbours"):
@@ -184,31 +184,48 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         # and the browser a code view to redraw
         raw_open = gr.State(False)
 
-        def run(text_value, model_value, json_open, *control_values, forced_prefix=None):
+        # the Attention and Tree plots are drawn while their tab is open, or when it opens: a hidden
+        # plot would cost every translation its figure and its transfer (~30 ms of a ~300 ms click)
+        open_tab = gr.State("Steps")
+        lazy_plots = {"Attention": render.attention_plot, "Tree": render.beam_tree_plot}
+
+        def lazy(trace, tab: str, name: str):
+            # closed: emptied (cheap), so that opening it never shows the last translation's plot
+            return lazy_plots[name](trace) if tab == name else None
+
+        def run(text_value, model_value, json_open, tab, *control_values, forced_prefix=None):
             request = Request.from_controls(text_value, model_value, *control_values, forced_prefix=forced_prefix)
             trace = _guarded(translate_request, registry, request, labels=labels)
             first = trace["steps"][0]["step"] if trace["steps"] else None
             return (trace, render.highlighted_tokens(trace), render.nbest_table(trace), _timing(trace),
                     render.steps_overview_plot(trace), gr.update(choices=render.step_choices(trace), value=first),
                     render.step_distribution_plot(trace, 0), _alternatives(trace, 0),
-                    render.attention_plot(trace), render.beam_tree_plot(trace),
+                    lazy(trace, tab, "Attention"), lazy(trace, tab, "Tree"),
                     _trace_json(trace) if json_open else None,
                     trace["translation"], None, _note(render.familiarity_note(trace)), _unreadable(trace))
+
+        def on_tab(trace, evt: gr.SelectData):
+            tab = evt.value
+            return [tab] + [lazy(trace, tab, name) if trace and tab == name else gr.update() for name in lazy_plots]
+
+        tabs.select(on_tab, trace_state, [open_tab, attention, tree], api_visibility="undocumented")
 
         outputs = [trace_state, translation, nbest, timing, overview, step, step_plot, alternative,
                    attention, tree, trace_json, original_box, whatif_box, familiarity, unreadable]
         def share_link(trace, request: gr.Request):
             return _link(trace, request) if trace else ""
 
-        gr.on([translate_btn.click, text.submit], run, [text, model, raw_open, *controls], outputs,
-              api_visibility="undocumented").then(share_link, trace_state, share, api_visibility="undocumented")
+        # one spinner, on the translation, rather than one on each of the 15 outputs
+        gr.on([translate_btn.click, text.submit], run, [text, model, raw_open, open_tab, *controls], outputs,
+              api_visibility="undocumented", show_progress_on=[translation]).then(share_link, trace_state, share, api_visibility="undocumented",
+                                                  show_progress="hidden")
         # another translation: the LSTM view was of the one before
         stale = [internals_state, lstm_heatmap, bridge, attribution_state, attribution_summary, attribution_heatmap,
                  neighbours_state, neighbours_summary, neighbour_sentences, neighbour_step, neighbour_states, trajectory,
                  whatif_share]
         gr.on([translate_btn.click, text.submit, model.change],
               lambda: [gr.update(value=None, choices=[]) if c is neighbour_step else None for c in stale], None, stale,
-              api_visibility="undocumented")
+              api_visibility="undocumented", show_progress="hidden")
 
         def from_link(request: gr.Request):
             # a shared link's model, text, settings and forced tokens; anything invalid in it is ignored
@@ -223,7 +240,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         linked, linked_prefix = gr.State(False), gr.State(None)
         demo.load(from_link, None, [model, text, *widgets.values(), linked, linked_prefix],
                   api_visibility="undocumented").then(
-            run_linked, [linked, linked_prefix, text, model, raw_open, *controls], outputs,
+            run_linked, [linked, linked_prefix, text, model, raw_open, open_tab, *controls], outputs,
             api_visibility="undocumented").then(
             share_link, trace_state, share, api_visibility="undocumented")
         raw_trace.expand(lambda trace: (True, _trace_json(trace) if trace else None), trace_state,
@@ -378,7 +395,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             api_visibility="undocumented")
         # an example is a sentence to translate: fill the box and translate it
         examples.click(lambda sample: sample[0], examples, text, api_visibility="undocumented").then(
-            run, [text, model, raw_open, *controls], outputs, api_visibility="undocumented")
+            run, [text, model, raw_open, open_tab, *controls], outputs, api_visibility="undocumented")
 
         def serve_translate(request: Request) -> tuple[str, dict]:
             trace = _guarded(translate_request, registry, request)

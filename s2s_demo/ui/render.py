@@ -340,7 +340,7 @@ def trajectory_plot(nearest: dict, step: int | None = None) -> go.Figure:
     path = nearest["trajectory"]
     background = path["background"]
     fig = go.Figure()
-    fig.add_scattergl(x=[p[0] for p in background], y=[p[1] for p in background], mode="markers",
+    fig.add_scatter(x=[p[0] for p in background], y=[p[1] for p in background], mode="markers",
                       marker=dict(size=3, color="#d1d5db"), name="training states", hoverinfo="skip")
     near = [(p, t) for t, points in enumerate(path["neighbours"]) for p in points]
     fig.add_scatter(x=[p[0] for p, _ in near], y=[p[1] for p, _ in near], mode="markers",
