@@ -34,7 +34,7 @@ from safetensors.torch import load_file, save_file
 
 INDEX_FILE = "neighbours.safetensors"
 TEXTS_FILE = "neighbours.json.gz"
-BACKGROUND_POINTS = 1500  # training states drawn behind a trajectory
+BACKGROUND_POINTS = 600  # training states drawn behind a trajectory (SVG markers: each costs drawing time)
 log = logging.getLogger(__name__)
 
 
