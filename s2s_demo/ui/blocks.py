@@ -193,7 +193,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             # closed: emptied (cheap), so that opening it never shows the last translation's plot
             return lazy_plots[name](trace) if tab == name else None
 
-        def run(text_value, model_value, json_open, tab, *control_values, forced_prefix=None):
+        def run(text_value, model_value, tab, *control_values, forced_prefix=None):
             request = Request.from_controls(text_value, model_value, *control_values, forced_prefix=forced_prefix)
             trace = _guarded(translate_request, registry, request, labels=labels)
             first = trace["steps"][0]["step"] if trace["steps"] else None
@@ -201,7 +201,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                     render.steps_overview_plot(trace), gr.update(choices=render.step_choices(trace), value=first),
                     render.step_distribution_plot(trace, 0), _alternatives(trace, 0),
                     lazy(trace, tab, "Attention"), lazy(trace, tab, "Tree"),
-                    _trace_json(trace) if json_open else None,
+                    gr.update(),  # the raw trace: show_json, after the translation is on the page
                     trace["translation"], None, _note(render.familiarity_note(trace)), _unreadable(trace))
 
         def on_tab(trace, evt: gr.SelectData):
@@ -215,10 +215,19 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         def share_link(trace, request: gr.Request):
             return _link(trace, request) if trace else ""
 
+        def show_json(json_open, trace):
+            # read after the translation: the view may have been opened while it was running
+            return _trace_json(trace) if json_open and trace else gr.update()
+
+        def after_run(event):
+            """What follows every translation: its link, and its raw trace if that view is open."""
+            return event.then(share_link, trace_state, share, api_visibility="undocumented",
+                              show_progress="hidden").then(show_json, [raw_open, trace_state], trace_json,
+                                                           api_visibility="undocumented", show_progress="hidden")
+
         # one spinner, on the translation, rather than one on each of the 15 outputs
-        gr.on([translate_btn.click, text.submit], run, [text, model, raw_open, open_tab, *controls], outputs,
-              api_visibility="undocumented", show_progress_on=[translation]).then(share_link, trace_state, share, api_visibility="undocumented",
-                                                  show_progress="hidden")
+        after_run(gr.on([translate_btn.click, text.submit], run, [text, model, open_tab, *controls], outputs,
+                        api_visibility="undocumented", show_progress_on=[translation]))
         # another translation: the LSTM view was of the one before
         stale = [internals_state, lstm_heatmap, bridge, attribution_state, attribution_summary, attribution_heatmap,
                  neighbours_state, neighbours_summary, neighbour_sentences, neighbour_step, neighbour_states, trajectory,
@@ -238,11 +247,10 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             return run(*args, forced_prefix=forced_prefix) if go else [gr.update()] * len(outputs)
 
         linked, linked_prefix = gr.State(False), gr.State(None)
-        demo.load(from_link, None, [model, text, *widgets.values(), linked, linked_prefix],
-                  api_visibility="undocumented").then(
-            run_linked, [linked, linked_prefix, text, model, raw_open, open_tab, *controls], outputs,
-            api_visibility="undocumented").then(
-            share_link, trace_state, share, api_visibility="undocumented")
+        after_run(demo.load(from_link, None, [model, text, *widgets.values(), linked, linked_prefix],
+                            api_visibility="undocumented").then(
+            run_linked, [linked, linked_prefix, text, model, open_tab, *controls], outputs,
+            api_visibility="undocumented"))
         raw_trace.expand(lambda trace: (True, _trace_json(trace) if trace else None), trace_state,
                          [raw_open, trace_json], api_visibility="undocumented")
         raw_trace.collapse(lambda: False, None, raw_open, api_visibility="undocumented")
@@ -394,8 +402,8 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             [score_state, score_summary, scored_tokens, model_best, scored_table, continued, share],
             api_visibility="undocumented")
         # an example is a sentence to translate: fill the box and translate it
-        examples.click(lambda sample: sample[0], examples, text, api_visibility="undocumented").then(
-            run, [text, model, raw_open, open_tab, *controls], outputs, api_visibility="undocumented")
+        after_run(examples.click(lambda sample: sample[0], examples, text, api_visibility="undocumented").then(
+            run, [text, model, open_tab, *controls], outputs, api_visibility="undocumented"))
 
         def serve_translate(request: Request) -> tuple[str, dict]:
             trace = _guarded(translate_request, registry, request)
