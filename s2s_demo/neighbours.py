@@ -136,12 +136,17 @@ class NeighbourIndex:
         return self.state_points[rows, :2]
 
     def similarities(self, encoding: torch.Tensor, states: torch.Tensor) -> dict:
-        """How near a translation is to the training data: its sentence's similarity to the
-        nearest training sentence, the mean over its decoder states (T, Hd) of each one's to the
-        nearest training state, the floors, and ``far`` (the states below their floor)."""
+        """How near a translation is to the training data (``verdict``) from its sentence encoding
+        (2He,) and its decoder states (T, Hd)."""
         sentence = float((self.sentences @ _unit(self.sentence_projection(encoding[None]))[0]).max())
         # the largest similarity per state: a max, cheaper than topk over every training state
         state = float((_unit(self.state_projection(states)) @ self.states.T).amax(1).mean()) if len(states) else None
+        return self.verdict(sentence, state)
+
+    def verdict(self, sentence: float, state: float | None) -> dict:
+        """``sentence``: the similarity to the nearest training sentence; ``state``: the mean over
+        the decoder states of each one's to the nearest training state -> both, the floors, and
+        ``far`` (the states below their floor)."""
         # the states decide: the sentence encoding's similarity separates chat from captions poorly
         far = state < self.state_floor if state is not None else sentence < self.similarity_floor
         return {"sentence": round(sentence, 4), "states": None if state is None else round(state, 4),

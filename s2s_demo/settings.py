@@ -34,6 +34,13 @@ class SettingsError(ValueError):
         self.field = field_name
 
 
+def check_int(name: str, value, low: int, high: int, note: str = "") -> None:
+    """Raise SettingsError naming ``name`` unless ``value`` is an int (not a bool) in [low, high]."""
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        extra = f" ({note})" if note else ""
+        raise SettingsError(name, f"must be an integer in [{low}, {high}]{extra}, got {value!r}")
+
+
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
 
@@ -105,9 +112,7 @@ class DecodeSettings:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
             object.__setattr__(self, name, value)
-        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-            extra = f" ({note})" if note else ""
-            raise SettingsError(name, f"must be an integer in [{low}, {high}]{extra}, got {value!r}")
+        check_int(name, value, low, high, note)
 
     @property
     def width(self) -> int:

@@ -15,7 +15,7 @@ from .decoding import Hypothesis, length_normalizer, search, teacher_forced_log_
 from .hub import CARD_FILE, read_front_matter
 from .inference import InferenceEngine
 from .model import Seq2Seq
-from .settings import DecodeSettings, SettingsError
+from .settings import DecodeSettings, SettingsError, check_int
 from .tokenizer import TokenizerPair, normalize_text
 from .trace import Trace, build_trace
 
@@ -150,6 +150,16 @@ class Translator:
             measured["unknown_characters"] = self.tokenizer.unknown_source_characters(normalize_text(text))
         return measured
 
+    def _explained(self, ids: list[int], target_ids: list[int] | None, settings: DecodeSettings) -> list[int]:
+        """The translation an explainer view explains: ``target_ids`` (checked to be target ids of
+        this model), or else the best hypothesis of ``ids`` under ``settings``."""
+        if target_ids is None:
+            return search(self.engine, [ids], settings)[0].hypotheses[0].tokens
+        if not target_ids or not all(isinstance(t, int) and 0 <= t < self.tokenizer.tgt_vocab_size
+                                     for t in target_ids):
+            raise InputError("The tokens to explain must be target ids of this model.")
+        return list(target_ids)
+
     def _states(self, ids: list[int], target_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """The sentence encoding (2He,) of ``ids`` and the decoder states (T, Hd) along
         ``target_ids`` (EOS last), through the decoding engine (``neighbours.encode_states``)."""
@@ -171,13 +181,11 @@ class Translator:
         ``similarity``: as ``NeighbourIndex.similarities``; ``ms``.
         """
         start = time.perf_counter()
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 20:
-            raise SettingsError("k", f"must be an integer in [1, 20], got {k!r}")
+        check_int("k", k, 1, 20)
         if self.neighbours is None:
             raise InputError(f"{self.name} has no index of training examples (python -m train.neighbours builds one).")
         settings, ids = self._checked(text, settings)
-        if target_ids is None:
-            target_ids = search(self.engine, [ids], settings)[0].hypotheses[0].tokens
+        target_ids = self._explained(ids, target_ids, settings)
         index = self.neighbours
         encoding, states = self._states(ids, target_ids)
         rows, similarity = index.nearest_sentences(encoding, k)
@@ -204,7 +212,8 @@ class Translator:
                 "trajectory": {"path": _rounded(index.plane(states)),
                                "neighbours": _rounded(index.state_points[state_rows][..., :2]),
                                "background": _rounded(index.background())},
-                "similarity": index.similarities(encoding, states),
+                # the nearest ones' similarities are the maxima ``similarities`` would compute again
+                "similarity": index.verdict(similarity[0], float(state_similarity[:, 0].mean())),
                 "ms": round((time.perf_counter() - start) * 1000, 1)}
 
     def best_hypothesis(self, text: str, settings: DecodeSettings | None = None) -> tuple[Hypothesis, float]:
@@ -221,15 +230,10 @@ class Translator:
         under ``settings`` (default: the model's tuned beam search). Adds the source and target
         pieces, the translation and ``total_ms`` (search included) to ``attribution.attribute``'s dict."""
         start = time.perf_counter()
-        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= attribution.MAX_STEPS:
-            raise SettingsError("steps", f"must be an integer in [1, {attribution.MAX_STEPS}], got {steps!r}")
+        check_int("steps", steps, 1, attribution.MAX_STEPS)
         settings, ids = self._checked(text, settings)
-        if target_ids is None:
-            target_ids = search(self.engine, [ids], settings)[0].hypotheses[0].tokens
-        elif not target_ids or not all(isinstance(t, int) and 0 <= t < self.tokenizer.tgt_vocab_size
-                                       for t in target_ids):
-            raise InputError("The tokens to explain must be target ids of this model.")
-        result = attribution.attribute(self.model, ids, list(target_ids), steps)
+        target_ids = self._explained(ids, target_ids, settings)
+        result = attribution.attribute(self.model, ids, target_ids, steps)
         result.update(model=self.name, source=text, source_pieces=self.tokenizer.source_pieces(ids),
                       target_pieces=self.tokenizer.target_pieces(target_ids), token_ids=list(target_ids),
                       translation=self.tokenizer.decode_target(target_ids),

@@ -95,8 +95,8 @@ def nearest_similarities(translator, index: NeighbourIndex, sources: list[str]) 
     source_ids = [tok.encode_source(s) for s in sources]
     outputs = translate_ids(translator.engine, source_ids, translator.default_settings())
     encodings, states = encode_pairs(translator.model, list(zip(source_ids, outputs)))
-    return ([index.nearest_sentences(e, 1)[1][0] for e in encodings],
-            [float(index.nearest_states(s, 1)[1].mean()) for s in states])
+    near = [index.similarities(e, s) for e, s in zip(encodings, states)]  # what the page measures
+    return [n["sentence"] for n in near], [n["states"] for n in near]
 
 
 def main(argv: list[str] | None = None) -> None:
