@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 
 import torch
 
@@ -96,18 +97,29 @@ class Trace:
     internals: dict | None = None
 
     def to_dict(self) -> dict:
-        return _finite(asdict(self))
+        return _plain(self)
 
 
-def _finite(value):
-    """JSON has no infinities: -inf log-probs become None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+def _plain(value):
+    """Dataclasses as dicts, recursively, and -inf log-probs as None (JSON has no infinities).
+    One pass, no copies: ``dataclasses.asdict`` deep-copied every leaf and cost ~15 ms a
+    beam-5 trace, a tenth of a page's click."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
     if isinstance(value, list):
-        return [_finite(v) for v in value]
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return {name: _plain(getattr(value, name)) for name in _field_names(type(value))}
     return value
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
 
 
 def _step_candidates(records: list[StepRecord], tokenizer: TokenizerPair
