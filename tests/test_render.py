@@ -118,3 +118,36 @@ def test_what_if_diff_aligns_the_two_outputs_and_reports_the_change(random_trans
     shifts = [v for v in table["attention moved"] if v is not None]
     assert shifts and all(0 <= v <= 1 for v in shifts)
     assert f"{original['hypotheses'][0]['logprob']:.3f} → {forced['hypotheses'][0]['logprob']:.3f}" in summary
+
+
+def test_every_figure_the_page_draws_is_valid_plotly(tmp_path, toy_tokenizer, toy_tokenizer_dir, toy_corpus,
+                                                     toy_sentences):
+    # the figures are built from plain specs that plotly.py does not check as it builds them
+    # (render._figure): here plotly.py's own validation reads each one, and rejects any unknown property
+    import plotly.graph_objects as go
+
+    from s2s_demo import hub
+    from s2s_demo.settings import DecodeSettings
+    from train.neighbours import build
+
+    from .conftest import make_model
+
+    hub.save_folder(make_model(toy_tokenizer, seed=2), toy_tokenizer_dir, tmp_path / "m")
+    translator = hub.load(tmp_path / "m")
+    sources, targets = ((toy_corpus / f"train.{lang}").read_text(encoding="utf-8").splitlines() for lang in ("de", "en"))
+    build(translator, sources, targets, 5, 4, 4, sources[:5]).save(tmp_path / "m")
+    translator = hub.load(tmp_path / "m")
+    text = toy_sentences[0]
+    trace = translator.translate(text, DecodeSettings(method="beam", beam_size=3), internals=True).to_dict()
+    recorded = trace["internals"]
+    figures = [render.steps_overview_plot(trace), render.step_distribution_plot(trace, 1),
+               render.attention_plot(trace), render.beam_tree_plot(trace),
+               render.lstm_plot(trace, recorded, "forget_gate", 0), render.lstm_plot(trace, recorded, "cell", 0),
+               render.bridge_plot(recorded, 0), render.placeholder_plot("Translate a sentence"),
+               render.trajectory_plot(translator.nearest_examples(text, k=2), 0)]
+    attributed = translator.attribute(text, steps=2)
+    figures += [render.attribution_plot(attributed, method) for method in render.ATTRIBUTION_LABELS]
+    for fig in figures:
+        checked = go.Figure(fig.to_dict())  # raises ValueError on an invalid property or value
+        assert checked.to_plotly_json()["data"] == fig.to_plotly_json()["data"]
+        assert len(fig.to_json()) < 200_000

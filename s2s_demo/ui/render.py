@@ -10,7 +10,17 @@ import html
 import math
 
 import pandas as pd
+import plotly.colors
 import plotly.graph_objects as go
+import plotly.io as pio
+
+# Plotly's default look, without what these 2-D plots never use (3-D scenes, maps, polar and
+# ternary axes, default colour scales: every plot sets its own): the default template is 7 KB of
+# each ~9 KB figure, sent with every plot and read by Plotly.js on every draw
+TEMPLATE = {"layout": {
+    key: value for key, value in pio.templates["plotly"].layout.to_plotly_json().items()
+    if key in ("autotypenumbers", "colorway", "font", "hovermode", "hoverlabel", "paper_bgcolor", "plot_bgcolor",
+               "xaxis", "yaxis", "shapedefaults", "annotationdefaults", "title")}}
 
 STATUS_COLORS = {"kept": "#2563eb", "finished": "#16a34a", "pruned": "#d1d5db"}
 
@@ -183,7 +193,6 @@ def step_choices(trace: dict) -> list[tuple[str, int]]:
 
 def step_distribution_plot(trace: dict, step: int) -> go.Figure:
     """Top candidates at one step: the distribution decoding used and the raw softmax."""
-    fig = go.Figure()
     if not trace["steps"]:
         return _empty("No steps to show")
     rec = trace["steps"][max(0, min(step, len(trace["steps"]) - 1))]
@@ -193,26 +202,26 @@ def step_distribution_plot(trace: dict, step: int) -> go.Figure:
     ids.sort(key=lambda i: -(raw.get(i) or used.get(i))["prob"])
     labels = [safe(display_piece((raw.get(i) or used.get(i))["piece"])) + ("  ◀" if i == rec["token_id"] else "")
               for i in ids]
-    fig.add_bar(x=labels, y=[raw[i]["prob"] if i in raw else 0 for i in ids], name="model softmax",
-                marker_color="#94a3b8", hovertemplate="%{x}<br>p = %{y:.4f}<extra>model</extra>")
-    fig.add_bar(x=labels, y=[used[i]["prob"] if i in used else 0 for i in ids],
-                name="used by decoding", marker_color="#2563eb",
-                hovertemplate="%{x}<br>p = %{y:.4f}<extra>used</extra>")
+    bars = [_bar(labels, [raw[i]["prob"] if i in raw else 0 for i in ids], "model softmax", "#94a3b8", "model"),
+            _bar(labels, [used[i]["prob"] if i in used else 0 for i in ids], "used by decoding", "#2563eb", "used")]
     forced = " (forced)" if rec["forced"] else ""
     cut = rec.get("cut_mass", 0.0)
     # what the sampling filters (and the banned tokens) took away from the model's distribution
     cut_note = f"<br>top-k / top-p and banned tokens removed {100 * cut:.1f}% of the model's probability" \
         if cut >= 0.0005 else ""
-    fig.update_layout(barmode="group", title=f"Step {rec['step']}: chose “{safe(display_piece(rec['piece']))}”"
-                      f"{forced}, p = {rec['model_prob']:.3f}<br>entropy {rec['model_entropy']:.2f} nats{cut_note}",
-                      # titles in short lines: a phone's 390 px must not clip them
-                      title_font_size=13,
-                      # log scale: alternatives at 0.002 are as visible as the chosen token at 0.8
-                      yaxis_title="probability (log scale)", yaxis_type="log", yaxis_range=[-4, 0], height=360,
-                      yaxis_tickvals=[1e-4, 1e-3, 1e-2, 0.1, 1], yaxis_ticktext=["0.0001", "0.001", "0.01", "0.1", "1"],
-                      margin=dict(l=40, r=10, t=75, b=40), legend=dict(orientation="h", y=1.02, x=1,
-                                                                       xanchor="right", yanchor="bottom"))
-    return fig
+    return _figure(bars, {
+        "barmode": "group", "height": 360,
+        # titles in short lines: a phone's 390 px must not clip them
+        "title": _title(f"Step {rec['step']}: chose “{safe(display_piece(rec['piece']))}”{forced}, "
+                        f"p = {rec['model_prob']:.3f}<br>entropy {rec['model_entropy']:.2f} nats{cut_note}"),
+        # log scale: alternatives at 0.002 are as visible as the chosen token at 0.8
+        "yaxis": {"title": {"text": "probability (log scale)"}, "type": "log", "range": [-4, 0],
+                  "tickvals": [1e-4, 1e-3, 1e-2, 0.1, 1], "ticktext": ["0.0001", "0.001", "0.01", "0.1", "1"],
+                  "automargin": False},
+        # margins fixed, labels turned: Plotly's automatic margins draw the figure twice
+        "xaxis": {"tickangle": -45, "automargin": False},
+        "margin": {"l": 50, "r": 10, "t": 75, "b": 90},
+        "legend": {"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"}})
 
 
 def steps_overview_plot(trace: dict) -> go.Figure:
@@ -230,15 +239,14 @@ def steps_overview_plot(trace: dict) -> go.Figure:
     vocab = trace["target_vocab_size"]
     max_entropy = math.log(vocab)
     entropy_shade = [min(e / max_entropy, 1.0) for e in entropy]
-    fig = go.Figure(go.Heatmap(
-        z=[probs, entropy_shade], x=pieces, y=["p(chosen)", "entropy"],
-        customdata=[probs, entropy], colorscale="Blues", zmin=0, zmax=1, showscale=False,
-        hovertemplate="%{x}<br>%{y}: %{customdata:.3f}<extra></extra>"))
-    fig.update_layout(height=230, margin=dict(l=70, r=10, t=50, b=70),
-                      title=f"All steps: darker = higher<br>entropy from 0 to ln {vocab:,} "
-                            f"= {max_entropy:.1f} nats", title_font_size=13,
-                      xaxis=dict(tickangle=-45))
-    return fig
+    strip = _heatmap([probs, entropy_shade], pieces, ["p(chosen)", "entropy"], "Blues", zmin=0, zmax=1,
+                     showscale=False, customdata=[probs, entropy],
+                     hovertemplate="%{x}<br>%{y}: %{customdata:.3f}<extra></extra>")
+    return _figure([strip], {
+        "height": 230, "margin": {"l": 70, "r": 10, "t": 50, "b": 80},
+        "title": _title(f"All steps: darker = higher<br>entropy from 0 to ln {vocab:,} = {max_entropy:.1f} nats"),
+        # margins fixed: Plotly's automatic margins draw the figure twice
+        "xaxis": {"tickangle": -45, "automargin": False}, "yaxis": {"automargin": False}})
 
 
 def attention_plot(trace: dict) -> go.Figure:
@@ -248,14 +256,9 @@ def attention_plot(trace: dict) -> go.Figure:
         return _empty("This model has no attention (plain encoder-decoder)")
     src = [f"{i}:{safe(p)}" for i, p in enumerate(trace["source_pieces"])]
     tgt = [f"{s['step']}:{safe(s['piece'])}" for s in trace["steps"]]
-    fig = go.Figure(go.Heatmap(z=rows, x=src, y=tgt, colorscale="Viridis", zmin=0, zmax=1,
-                               hovertemplate="source %{x}<br>target %{y}<br>weight %{z:.3f}<extra></extra>"))
-    fig.update_layout(title="Attention", height=max(320, 24 * len(tgt) + 120),
-                      # every source piece labelled (Plotly thins category ticks on a narrow screen)
-                      yaxis=dict(autorange="reversed", tickmode="array", tickvals=tgt),
-                      xaxis=dict(tickangle=-45, tickmode="array", tickvals=src),
-                      margin=dict(l=90, r=10, t=40, b=90))
-    return fig
+    heat = _heatmap(rows, src, tgt, "Viridis", zmin=0, zmax=1,
+                    hovertemplate="source %{x}<br>target %{y}<br>weight %{z:.3f}<extra></extra>")
+    return _figure([heat], _pieces_layout("Attention", src, tgt))
 
 
 ATTRIBUTION_LABELS = {"integrated_gradients": "integrated gradients", "input_x_gradient": "input × gradient"}
@@ -269,14 +272,18 @@ def attribution_plot(attributed: dict, method: str) -> go.Figure:
     src = [f"{i}:{safe(p)}" for i, p in enumerate(attributed["source_pieces"])]
     tgt = [f"{i}:{safe(p)}" for i, p in enumerate(attributed["target_pieces"])]
     largest = max((abs(v) for row in rows for v in row), default=0.0) or 1.0
-    fig = go.Figure(go.Heatmap(z=rows, x=src, y=tgt, colorscale="RdBu", reversescale=True, zmid=0,
-                               zmin=-largest, zmax=largest,
-                               hovertemplate="source %{x}<br>target %{y}<br>attribution %{z:.3f}<extra></extra>"))
-    fig.update_layout(title=f"Attribution: {ATTRIBUTION_LABELS[method]}", height=max(320, 24 * len(tgt) + 120),
-                      yaxis=dict(autorange="reversed", tickmode="array", tickvals=tgt),
-                      xaxis=dict(tickangle=-45, tickmode="array", tickvals=src),
-                      margin=dict(l=90, r=10, t=40, b=90))
-    return fig
+    heat = _heatmap(rows, src, tgt, "RdBu", reversescale=True, zmid=0, zmin=-largest, zmax=largest,
+                    hovertemplate="source %{x}<br>target %{y}<br>attribution %{z:.3f}<extra></extra>")
+    return _figure([heat], _pieces_layout(f"Attribution: {ATTRIBUTION_LABELS[method]}", src, tgt))
+
+
+def _pieces_layout(title: str, src: list[str], tgt: list[str]) -> dict:
+    """Source pieces across, target pieces down, every piece labelled (Plotly thins category
+    ticks on a narrow screen)."""
+    return {"title": {"text": title}, "height": max(320, 24 * len(tgt) + 120),
+            "yaxis": {"autorange": "reversed", "tickmode": "array", "tickvals": tgt},
+            "xaxis": {"tickangle": -45, "tickmode": "array", "tickvals": src},
+            "margin": {"l": 90, "r": 10, "t": 40, "b": 90}}
 
 
 def attribution_summary(attributed: dict) -> str:
@@ -339,24 +346,24 @@ def trajectory_plot(nearest: dict, step: int | None = None) -> go.Figure:
     small, the chosen ``step``'s large."""
     path = nearest["trajectory"]
     background = path["background"]
-    fig = go.Figure()
-    fig.add_scatter(x=[p[0] for p in background], y=[p[1] for p in background], mode="markers",
-                      marker=dict(size=3, color="#d1d5db"), name="training states", hoverinfo="skip")
     near = [(p, t) for t, points in enumerate(path["neighbours"]) for p in points]
-    fig.add_scatter(x=[p[0] for p, _ in near], y=[p[1] for p, _ in near], mode="markers",
-                    marker=dict(size=[9 if t == step else 4 for _, t in near],
-                                color=["#f97316" if t == step else "#fdba74" for _, t in near]),
-                    name="nearest training states", customdata=[t for _, t in near],
-                    hovertemplate="nearest to step %{customdata}<extra></extra>")
     labels = [f"{t}:{safe(display_piece(p))}" for t, p in enumerate(nearest["target_pieces"])]
-    fig.add_scatter(x=[p[0] for p in path["path"]], y=[p[1] for p in path["path"]], mode="lines+markers+text",
-                    text=labels, textposition="top center", line=dict(color="#2563eb"),
-                    marker=dict(size=7, color="#2563eb"), name="this translation",
-                    hovertemplate="step %{text}<extra></extra>")
-    fig.update_layout(title="Decoder states, in the training states' first two principal components",
-                      title_font_size=13, height=520, legend=dict(orientation="h", y=-0.12),
-                      xaxis=dict(title="PC 1"), yaxis=dict(title="PC 2"), margin=dict(l=40, r=10, t=50, b=40))
-    return fig
+    traces = [
+        {"type": "scatter", "x": [p[0] for p in background], "y": [p[1] for p in background], "mode": "markers",
+         "marker": {"size": 3, "color": "#d1d5db"}, "name": "training states", "hoverinfo": "skip"},
+        {"type": "scatter", "x": [p[0] for p, _ in near], "y": [p[1] for p, _ in near], "mode": "markers",
+         "marker": {"size": [9 if t == step else 4 for _, t in near],
+                    "color": ["#f97316" if t == step else "#fdba74" for _, t in near]},
+         "name": "nearest training states", "customdata": [t for _, t in near],
+         "hovertemplate": "nearest to step %{customdata}<extra></extra>"},
+        {"type": "scatter", "x": [p[0] for p in path["path"]], "y": [p[1] for p in path["path"]],
+         "mode": "lines+markers+text", "text": labels, "textposition": "top center", "line": {"color": "#2563eb"},
+         "marker": {"size": 7, "color": "#2563eb"}, "name": "this translation",
+         "hovertemplate": "step %{text}<extra></extra>"}]
+    return _figure(traces, {
+        "title": _title("Decoder states, in the training states' first two principal components"),
+        "height": 520, "legend": {"orientation": "h", "y": -0.12}, "xaxis": {"title": {"text": "PC 1"}},
+        "yaxis": {"title": {"text": "PC 2"}}, "margin": {"l": 40, "r": 10, "t": 50, "b": 40}})
 
 
 def beam_tree_plot(trace: dict) -> go.Figure:
@@ -374,32 +381,34 @@ def beam_tree_plot(trace: dict) -> go.Figure:
         for rank, node in enumerate(layer):
             y[node["id"]] = -rank
     best_path = [i for i in trace.get("best_path", []) if i in by_id]
-    fig = go.Figure()
+    traces = []
     for status in ("pruned", "kept", "finished"):
         xs, ys = [], []
         for n in nodes[1:]:
             if n["status"] == status:
                 xs += [by_id[n["parent"]]["step"], n["step"], None]
                 ys += [y[n["parent"]], y[n["id"]], None]
-        fig.add_scatter(x=xs, y=ys, mode="lines", line=dict(color=STATUS_COLORS[status], width=1),
-                        hoverinfo="skip", showlegend=False)
+        traces.append({"type": "scatter", "x": xs, "y": ys, "mode": "lines", "hoverinfo": "skip",
+                       "line": {"color": STATUS_COLORS[status], "width": 1}, "showlegend": False})
     if best_path:
-        fig.add_scatter(x=[by_id[i]["step"] for i in best_path], y=[y[i] for i in best_path],
-                        mode="lines", line=dict(color="#f59e0b", width=4), name="best", hoverinfo="skip")
+        traces.append({"type": "scatter", "x": [by_id[i]["step"] for i in best_path], "y": [y[i] for i in best_path],
+                       "mode": "lines", "line": {"color": "#f59e0b", "width": 4}, "name": "best", "hoverinfo": "skip"})
     for status in ("pruned", "kept", "finished"):
         group = [n for n in nodes if n["status"] == status]
-        fig.add_scatter(
-            x=[n["step"] for n in group], y=[y[n["id"]] for n in group], name=status,
-            mode="markers+text" if status != "pruned" else "markers",
-            text=[safe(display_piece(n["piece"])) for n in group], textposition="top center",
-            textfont=dict(size=10), marker=dict(color=STATUS_COLORS[status], size=8 if status != "pruned" else 5),
-            customdata=[[safe(n["piece"]), n["score"] if n["score"] is not None else -math.inf] for n in group],
-            hovertemplate="%{customdata[0]}<br>log-prob %{customdata[1]:.3f}<extra>" + status + "</extra>")
+        traces.append({
+            "type": "scatter", "x": [n["step"] for n in group], "y": [y[n["id"]] for n in group], "name": status,
+            "mode": "markers+text" if status != "pruned" else "markers",
+            "text": [safe(display_piece(n["piece"])) for n in group], "textposition": "top center",
+            "textfont": {"size": 10},
+            "marker": {"color": STATUS_COLORS[status], "size": 8 if status != "pruned" else 5},
+            # JSON has no -inf: a score the trace could not hold is None
+            "customdata": [[safe(n["piece"]), n["score"] if n["score"] is not None else None] for n in group],
+            "hovertemplate": "%{customdata[0]}<br>log-prob %{customdata[1]:.3f}<extra>" + status + "</extra>"})
     last = max(n["step"] for n in nodes)
-    fig.update_layout(title="Beam search tree<br>x: step · y: kept first, by score", title_font_size=13, height=460,
-                      xaxis=dict(title="step", range=[-1.5, last + 0.5], dtick=1),
-                      yaxis=dict(showticklabels=False), margin=dict(l=10, r=10, t=40, b=40))
-    return fig
+    return _figure(traces, {
+        "title": _title("Beam search tree<br>x: step · y: kept first, by score"), "height": 460,
+        "xaxis": {"title": {"text": "step"}, "range": [-1.5, last + 0.5], "dtick": 1},
+        "yaxis": {"showticklabels": False}, "margin": {"l": 10, "r": 10, "t": 40, "b": 40}})
 
 
 def _layer_order(node: dict) -> tuple[bool, float]:
@@ -427,16 +436,16 @@ def lstm_plot(trace: dict, internals: dict, quantity: str, layer: int, order: st
         units.sort(key=variance, reverse=True)
     steps = [f"{s['step']}:{safe(display_piece(s['piece']))}" for s in trace["steps"]]
     gate = quantity.endswith("gate")
-    fig = go.Figure(go.Heatmap(
-        z=[[row[u] for row in values] for u in units], x=steps, y=[f"unit {u}" for u in units],
-        colorscale="Viridis" if gate else "RdBu", zmin=0 if gate else None, zmax=1 if gate else None,
-        zmid=None if gate else 0, hovertemplate="%{y}<br>step %{x}<br>value %{z:.3f}<extra></extra>"))
-    fig.update_layout(title=f"Decoder layer {layer + 1}: {QUANTITY_LABELS[quantity]}<br>units ({order})",
-                      title_font_size=13, height=max(360, min(1200, 3 * len(units) + 140)),
-                      # the first unit of the order on top
-                      yaxis=dict(showticklabels=False, autorange="reversed"), xaxis=dict(tickangle=-45),
-                      margin=dict(l=10, r=10, t=60, b=90))
-    return fig
+    scale = dict(zmin=0, zmax=1) if gate else dict(zmid=0)
+    heat = _heatmap([[row[u] for row in values] for u in units], steps, [f"unit {u}" for u in units],
+                    "Viridis" if gate else "RdBu", hovertemplate="%{y}<br>step %{x}<br>value %{z:.3f}<extra></extra>",
+                    **scale)
+    return _figure([heat], {
+        "title": _title(f"Decoder layer {layer + 1}: {QUANTITY_LABELS[quantity]}<br>units ({order})"),
+        "height": max(360, min(1200, 3 * len(units) + 140)),
+        # the first unit of the order on top
+        "yaxis": {"showticklabels": False, "autorange": "reversed"}, "xaxis": {"tickangle": -45},
+        "margin": {"l": 10, "r": 10, "t": 60, "b": 90}})
 
 
 def bridge_plot(internals: dict, layer: int) -> go.Figure:
@@ -448,13 +457,13 @@ def bridge_plot(internals: dict, layer: int) -> go.Figure:
             ("[forward; backward]", bridge["concatenated"]), ("decoder initial h", bridge["decoder_h0"]),
             ("decoder initial c", bridge["decoder_c0"])]
     width = max(len(values) for _, values in rows)
-    fig = go.Figure(go.Heatmap(z=[values + [None] * (width - len(values)) for _, values in rows],
-                               y=[name for name, _ in rows], colorscale="RdBu", zmid=0,
-                               hovertemplate="%{y}<br>unit %{x}<br>%{z:.3f}<extra></extra>"))
-    fig.update_layout(title=f"The bridge, layer {layer + 1}: encoder's final states → decoder's first state",
-                      title_font_size=13, height=300, yaxis=dict(autorange="reversed"),
-                      margin=dict(l=190, r=10, t=50, b=40), xaxis=dict(title="unit"))
-    return fig
+    heat = _heatmap([values + [None] * (width - len(values)) for _, values in rows], None,
+                    [name for name, _ in rows], "RdBu", zmid=0,
+                    hovertemplate="%{y}<br>unit %{x}<br>%{z:.3f}<extra></extra>")
+    return _figure([heat], {
+        "title": _title(f"The bridge, layer {layer + 1}: encoder's final states → decoder's first state"),
+        "height": 300, "yaxis": {"autorange": "reversed"}, "margin": {"l": 190, "r": 10, "t": 50, "b": 40},
+        "xaxis": {"title": {"text": "unit"}}})
 
 
 def placeholder_plot(message: str) -> go.Figure:
@@ -462,8 +471,33 @@ def placeholder_plot(message: str) -> go.Figure:
     return _empty(message)
 
 
+def _figure(data: list[dict], layout: dict) -> go.Figure:
+    """A figure from plain Plotly specs (traces and layout as dicts), in ``TEMPLATE``.
+
+    plotly.py does not validate them: validation cost 8-13 ms a figure, ~15% of a click's time on
+    the server; tests/test_render.py validates every figure the page draws instead."""
+    return go.Figure({"data": data, "layout": {"template": TEMPLATE, **layout}}, _validate=False)
+
+
+def _heatmap(z, x, y, colorscale: str, **spec) -> dict:
+    """A heatmap trace; ``colorscale`` by plotly.py's name (Plotly.js has other scales of the same names)."""
+    trace = {"type": "heatmap", "z": z, "y": y, "colorscale": plotly.colors.get_colorscale(colorscale), **spec}
+    if x is not None:
+        trace["x"] = x
+    return trace
+
+
+def _bar(x: list[str], y: list[float], name: str, color: str, short: str) -> dict:
+    return {"type": "bar", "x": x, "y": y, "name": name, "marker": {"color": color},
+            "hovertemplate": "%{x}<br>p = %{y:.4f}<extra>" + short + "</extra>"}
+
+
+def _title(text: str) -> dict:
+    """A plot title in short lines (``<br>``) and small type: a phone's 390 px must not clip it."""
+    return {"text": text, "font": {"size": 13}}
+
+
 def _empty(message: str) -> go.Figure:
-    fig = go.Figure()
-    fig.add_annotation(text=safe(message), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-    fig.update_layout(height=200, xaxis=dict(visible=False), yaxis=dict(visible=False))
-    return fig
+    return _figure([], {"height": 200, "xaxis": {"visible": False}, "yaxis": {"visible": False},
+                        "annotations": [{"text": safe(message), "showarrow": False, "x": 0.5, "y": 0.5,
+                                         "xref": "paper", "yref": "paper"}]})
