@@ -193,7 +193,9 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             # closed: emptied (cheap), so that opening it never shows the last translation's plot
             return lazy_plots[name](trace) if tab == name else None
 
-        def run(text_value, model_value, tab, *control_values, forced_prefix=None):
+        # the page's gr.Request comes first: Gradio inserts it at its parameter's position, and
+        # the controls are *args
+        def run(page: gr.Request, text_value, model_value, tab, *control_values, forced_prefix=None):
             request = Request.from_controls(text_value, model_value, *control_values, forced_prefix=forced_prefix)
             trace = _guarded(translate_request, registry, request, labels=labels)
             first = trace["steps"][0]["step"] if trace["steps"] else None
@@ -202,7 +204,8 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                     render.step_distribution_plot(trace, 0), _alternatives(trace, 0),
                     lazy(trace, tab, "Attention"), lazy(trace, tab, "Tree"),
                     gr.update(),  # the raw trace: show_json, after the translation is on the page
-                    trace["translation"], None, _note(render.familiarity_note(trace)), _unreadable(trace))
+                    trace["translation"], None, _note(render.familiarity_note(trace)), _unreadable(trace),
+                    _link(trace, page), *stale_views())
 
         def on_tab(trace, evt: gr.SelectData):
             tab = evt.value
@@ -210,31 +213,31 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
 
         tabs.select(on_tab, trace_state, [open_tab, attention, tree], api_visibility="undocumented")
 
+        # another translation: the explainer views and the what-if link were of the one before
+        stale = [internals_state, lstm_heatmap, bridge, attribution_state, attribution_summary, attribution_heatmap,
+                 neighbours_state, neighbours_summary, neighbour_sentences, neighbour_step, neighbour_states, trajectory,
+                 whatif_share]
+
+        def stale_views():
+            return [gr.update(value=None, choices=[]) if c is neighbour_step else None for c in stale]
+
+        # one event draws everything a translation changes: each further event is another round
+        # trip and another pass of the browser over the page, on the visitor's wait
         outputs = [trace_state, translation, nbest, timing, overview, step, step_plot, alternative,
-                   attention, tree, trace_json, original_box, whatif_box, familiarity, unreadable]
-        def share_link(trace, request: gr.Request):
-            return _link(trace, request) if trace else ""
+                   attention, tree, trace_json, original_box, whatif_box, familiarity, unreadable, share, *stale]
 
         def show_json(json_open, trace):
             # read after the translation: the view may have been opened while it was running
             return _trace_json(trace) if json_open and trace else gr.update()
 
         def after_run(event):
-            """What follows every translation: its link, and its raw trace if that view is open."""
-            return event.then(share_link, trace_state, share, api_visibility="undocumented",
-                              show_progress="hidden").then(show_json, [raw_open, trace_state], trace_json,
-                                                           api_visibility="undocumented", show_progress="hidden")
+            """What follows every translation: its raw trace, if that view is open."""
+            return event.then(show_json, [raw_open, trace_state], trace_json, api_visibility="undocumented",
+                              show_progress="hidden")
 
-        # one spinner, on the translation, rather than one on each of the 15 outputs
+        # one spinner, on the translation, rather than one on each output
         after_run(gr.on([translate_btn.click, text.submit], run, [text, model, open_tab, *controls], outputs,
                         api_visibility="undocumented", show_progress_on=[translation]))
-        # another translation: the LSTM view was of the one before
-        stale = [internals_state, lstm_heatmap, bridge, attribution_state, attribution_summary, attribution_heatmap,
-                 neighbours_state, neighbours_summary, neighbour_sentences, neighbour_step, neighbour_states, trajectory,
-                 whatif_share]
-        gr.on([translate_btn.click, text.submit, model.change],
-              lambda: [gr.update(value=None, choices=[]) if c is neighbour_step else None for c in stale], None, stale,
-              api_visibility="undocumented", show_progress="hidden")
 
         def from_link(request: gr.Request):
             # a shared link's model, text, settings and forced tokens; anything invalid in it is ignored
@@ -243,8 +246,8 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             return [gr.update(value=values[name]) if name in values else gr.update() for name in by_name] + \
                 [bool(values.get("text")), values.get("forced_prefix")]
 
-        def run_linked(go, forced_prefix, *args):
-            return run(*args, forced_prefix=forced_prefix) if go else [gr.update()] * len(outputs)
+        def run_linked(page: gr.Request, go, forced_prefix, *args):
+            return run(page, *args, forced_prefix=forced_prefix) if go else [gr.update()] * len(outputs)
 
         linked, linked_prefix = gr.State(False), gr.State(None)
         after_run(demo.load(from_link, None, [model, text, *widgets.values(), linked, linked_prefix],
@@ -352,7 +355,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                 return gr.update(), gr.update()
             return render.step_distribution_plot(trace, int(index)), _alternatives(trace, int(index))
 
-        step.change(show_step, [trace_state, step], [step_plot, alternative], api_visibility="undocumented")
+        step.input(show_step, [trace_state, step], [step_plot, alternative], api_visibility="undocumented")
 
         def what_if(trace, index, token_id, request: gr.Request):
             if not trace:
@@ -394,12 +397,12 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             # a new model: the last translation was another model's, so it must not stay on screen
             empty_choice = gr.update(choices=[], value=None)
             return (None, None, None, "", None, empty_choice, None, empty_choice, None, None, None, None, None,
-                    _note(""), gr.update(value=None, visible=False))
+                    _note(""), gr.update(value=None, visible=False), "", *stale_views())
 
         model.change(on_model, model, [examples, length_penalty], api_visibility="undocumented").then(
             clear_outputs, None, outputs, api_visibility="undocumented").then(
-            lambda: (None, "", None, "", None, None, ""), None,
-            [score_state, score_summary, scored_tokens, model_best, scored_table, continued, share],
+            lambda: (None, "", None, "", None, None), None,
+            [score_state, score_summary, scored_tokens, model_best, scored_table, continued],
             api_visibility="undocumented")
         # an example is a sentence to translate: fill the box and translate it
         after_run(examples.click(lambda sample: sample[0], examples, text, api_visibility="undocumented").then(
