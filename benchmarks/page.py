@@ -1,7 +1,7 @@
 """What the visitor waits for in the browser: the first translation, each later one, and
 opening the raw trace of a large translation.
 
-    python -m benchmarks.page [--model de-en] [--beam-size 16] [--n-best 16] [--clicks 10]
+    python -m benchmarks.page [--model de-en] [--beam-size 16] [--n-best 16] [--clicks 10] [--pause-ms 1000]
 
 Serves the page as ``app.py`` builds it (its arithmetic, threads and queue) on loopback and drives Debian's Chromium with
 Playwright (``/usr/bin/chromium``) at 1280x1000:
@@ -9,7 +9,10 @@ Playwright (``/usr/bin/chromium``) at 1280x1000:
 - first Translate: the page loaded, one click on Translate (beam 5), until the translation is on
   the page and the browser has drawn the next frame after it (the plots come in the same update);
 - click to result: the same for ``--clicks`` more clicks, alternating two example sentences so
-  that every click changes the page (median after one warm-up, and p90);
+  that every click changes the page (median after one warm-up, and p90); each click comes
+  ``--pause-ms`` after the sentence is typed, as a visitor's comes after reading the last
+  result (with 0, a click also waits for what the last one left running: its raw-trace event
+  and Plotly's resize redraw 100 ms after each plot);
 - raw trace: a long sentence at ``--beam-size`` / ``--n-best``, then a click on "Raw trace
   (JSON)", the seconds until the browser's next frame (the tab is frozen until then) and how
   many elements the page holds afterwards;
@@ -107,6 +110,7 @@ def main() -> None:
     parser.add_argument("--n-best", type=int, default=16)
     parser.add_argument("--text", default=SENTENCE)
     parser.add_argument("--clicks", type=int, default=10)
+    parser.add_argument("--pause-ms", type=int, default=1000)
     args = parser.parse_args()
     import app  # the page exactly as the Space serves it: its threads, arithmetic, queue and allocator
 
@@ -118,7 +122,7 @@ def main() -> None:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.goto(url)
-            time_translations(page, registry, args.clicks)
+            time_translations(page, registry, args.clicks, args.pause_ms)
             time_views(page, registry)
             page.get_by_role("tab", name="Steps").click()
             if args.model != registry.default:
@@ -142,8 +146,9 @@ def main() -> None:
         demo.close()
 
 
-def time_translations(page, registry, clicks: int) -> None:
-    """First Translate after load, then ``clicks`` more (beam 5, the default model's examples)."""
+def time_translations(page, registry, clicks: int, pause_ms: int = 1000) -> None:
+    """First Translate after load, then ``clicks`` more (beam 5, the default model's examples),
+    each ``pause_ms`` after the sentence is typed."""
     translator = registry.get(registry.default)
     examples = [w["text"] for w in translator.card.get("widget", [])[:2]]
     expected = [translator.translate(text).translation for text in examples]
@@ -154,10 +159,11 @@ def time_translations(page, registry, clicks: int) -> None:
     times = []
     for i in range(clicks + 1):  # the first of these is the warm-up
         box.fill(examples[(i + 1) % 2])
+        page.wait_for_timeout(pause_ms)
         times.append(click_to_result_ms(page, expected[(i + 1) % 2]))
     times = sorted(times[1:])
     print(f"first Translate after load: {first:.0f} ms; click to translation and plots drawn "
-          f"(beam 5, {registry.default}, {clicks} clicks after a warm-up): median "
+          f"(beam 5, {registry.default}, {clicks} clicks after a warm-up, each {pause_ms} ms after typing): median "
           f"{statistics.median(times):.0f} ms, p90 {times[int(0.9 * (len(times) - 1))]:.0f} ms")
 
 
