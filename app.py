@@ -10,6 +10,9 @@ bfloat16, float16 or int8 (see s2s_demo/inference.py).
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Gradio's queue summarises its last 10,000 events with pandas after every event (for its
+# monitoring page): 10-40 ms of the 2 cores a visitor's click shares. Every 100th event is enough.
+os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "100")
 
 from pathlib import Path  # noqa: E402
 
