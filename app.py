@@ -20,7 +20,7 @@ import torch  # noqa: E402
 
 from s2s_demo.hub import INFERENCE_DTYPE_CHOICES  # noqa: E402
 from s2s_demo.runtime import tune_allocator  # noqa: E402
-from s2s_demo.ui.blocks import build_demo  # noqa: E402
+from s2s_demo.ui.blocks import PAGE_CSS, build_demo  # noqa: E402
 from s2s_demo.ui.registry import ModelRegistry  # noqa: E402
 
 tune_allocator()  # decoding's ~1 MB blocks from the heap, not a fresh mmap each (see s2s_demo/runtime.py)
@@ -46,4 +46,4 @@ demo = build_demo(registry)
 demo.queue(default_concurrency_limit=CONCURRENCY, max_size=int(os.environ.get("S2S_MAX_QUEUE", "64")))
 
 if __name__ == "__main__":
-    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"))
+    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"), css=PAGE_CSS)

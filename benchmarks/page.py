@@ -115,7 +115,7 @@ def main() -> None:
     import app  # the page exactly as the Space serves it: its threads, arithmetic, queue and allocator
 
     registry, demo = app.registry, app.demo
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, css=app.PAGE_CSS)
     print(machine_line())
     try:
         with sync_playwright() as p:

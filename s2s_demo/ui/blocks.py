@@ -27,6 +27,16 @@ Type a caption-like sentence, then explore every decoding step, the attention an
 search — and ask *what if the model had chosen another word here?*"""
 
 
+# Gradio takes a page's CSS at launch: app.py, the browser tests and benchmarks.page pass it
+PAGE_CSS = """
+/* on a phone the beam tree keeps a readable width and scrolls sideways in its box (labels of
+   a 390 px wide tree overlap) */
+@media (max-width: 640px) {
+  #beam-tree { overflow-x: auto; }
+  #beam-tree [data-testid="plotly"] { width: 760px; }
+}
+"""
+
 SAMPLING_HELP = ("Sampling draws each token from the model's distribution. **Top-k** keeps only the k most "
                  "likely tokens, **top-p** the fewest whose probabilities add up to p; the rest are cut, and "
                  "each step's chart says how much probability that removed.")
@@ -113,7 +123,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                 attribution_summary = gr.Markdown(elem_id="attribution-summary")
                 attribution_heatmap = gr.Plot(label="Attribution", elem_id="attribution")
             with gr.Tab("Tree", id="tree"):
-                tree = gr.Plot(label="Beam search tree")
+                tree = gr.Plot(label="Beam search tree", elem_id="beam-tree")
             with gr.Tab("LSTM", id="lstm"):
                 gr.Markdown("Inside the decoder's LSTM along the translation: its input, forget and output gates, "
                             "its cell and hidden states, unit by unit at every step, and the bridge that turns the "
