@@ -380,6 +380,19 @@ def test_inside_the_lstm_draws_gates_and_the_bridge(page_url, browser, tmp_path)
                            timeout=15_000)
     assert "decoder initial h" in page.inner_text("#bridge")
     page.screenshot(path=str((_shots() or tmp_path) / "lstm.png"), full_page=True)
+    # another translation empties the view (it was of the sentence before), and a new choice of
+    # quantity draws nothing from the old recording
+    other = "Zwei Hunde spielen im Schnee." if registry.get(None).model.config.src_lang == "de" else \
+        "Two dogs play in the snow."
+    page.get_by_label("Source sentence", exact=False).fill(other)
+    page.get_by_role("button", name="Translate").click()
+    _wait_for_text(page, "#translation", registry.get(None).translate(other).translation)
+    page.wait_for_function("() => !document.querySelector('#lstm-heatmap .js-plotly-plot')"
+                           " && !document.querySelector('#bridge .js-plotly-plot')", timeout=15_000)
+    page.get_by_label("Quantity").click()
+    page.get_by_role("option", name="forget gate").click()
+    page.wait_for_timeout(1000)
+    assert page.locator("#lstm-heatmap .js-plotly-plot").count() == 0
 
 
 def test_attribution_is_drawn_beside_attention_on_request(page_url, browser, tmp_path):

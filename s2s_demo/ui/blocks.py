@@ -214,7 +214,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                     render.step_distribution_plot(trace, 0), _alternatives(trace, 0),
                     lazy(trace, tab, "Attention"), lazy(trace, tab, "Tree"),
                     trace["translation"], None, _note(render.familiarity_note(trace)), _unreadable(trace),
-                    _link(trace, page), None, None, None, gr.update(choices=[], value=None))
+                    _link(trace, page), *emptied_on_server())
 
         def on_tab(trace, evt: gr.SelectData):
             tab = evt.value
@@ -223,20 +223,24 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         tabs.select(on_tab, trace_state, [open_tab, attention, tree], api_visibility="undocumented")
 
         # another translation: the explainer views and the what-if link were of the one before.
-        # Their states are emptied with the translation, the views in the browser at the click: as
-        # outputs of the translation each would cost the server a component update and the
-        # browser another pass (a step selector's choices can only be emptied by the server).
-        stale_states = [internals_state, attribution_state, neighbours_state, neighbour_step]
-        stale_views = [lstm_heatmap, bridge, attribution_summary, attribution_heatmap, neighbours_summary,
-                       neighbour_sentences, neighbour_states, trajectory, whatif_share]
-        gr.on([translate_btn.click, text.submit, examples.click, model.change], None, None, stale_views,
-              js=f"() => Array({len(stale_views)}).fill(null)", api_visibility="undocumented")
+        # Their states (and the step selector's choices, which only the server can set) are emptied
+        # with the translation, the views in the browser at the click: as outputs of the
+        # translation each would cost the server a component update and the browser another pass.
+        stale_on_server = [internals_state, attribution_state, neighbours_state, neighbour_step]
+        stale_in_browser = [lstm_heatmap, bridge, attribution_summary, attribution_heatmap, neighbours_summary,
+                            neighbour_sentences, neighbour_states, trajectory, whatif_share]
+
+        def emptied_on_server():
+            return [None, None, None, gr.update(choices=[], value=None)]
+
+        gr.on([translate_btn.click, text.submit, examples.click, model.change], None, None, stale_in_browser,
+              js=f"() => Array({len(stale_in_browser)}).fill(null)", api_visibility="undocumented")
 
         # one event draws everything a translation changes: each further event is another round
         # trip and another pass of the browser over the page, on the visitor's wait (the raw
         # trace follows it, in show_json)
         outputs = [trace_state, translation, nbest, timing, overview, step, step_plot, alternative,
-                   attention, tree, original_box, whatif_box, familiarity, unreadable, share, *stale_states]
+                   attention, tree, original_box, whatif_box, familiarity, unreadable, share, *stale_on_server]
 
         def show_json(json_open, trace):
             # read after the translation: the view may have been opened while it was running
@@ -409,7 +413,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             # a new model: the last translation was another model's, so it must not stay on screen
             empty_choice = gr.update(choices=[], value=None)
             return (None, None, None, "", None, empty_choice, None, empty_choice, None, None, None, None,
-                    _note(""), gr.update(value=None, visible=False), "", None, None, None, empty_choice, None)
+                    _note(""), gr.update(value=None, visible=False), "", *emptied_on_server(), None)
 
         model.change(on_model, model, [examples, length_penalty], api_visibility="undocumented").then(
             clear_outputs, None, [*outputs, trace_json], api_visibility="undocumented").then(
