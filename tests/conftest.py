@@ -50,6 +50,11 @@ def _short_pairs(n: int) -> tuple[list[str], list[str]]:
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
+def corpus_pairs(corpus: Path, split: str) -> tuple[list[str], list[str]]:
+    """The (German sources, English targets) of one split of a corpus folder such as ``toy_corpus``."""
+    return tuple((corpus / f"{split}.{lang}").read_text(encoding="utf-8").splitlines() for lang in ("de", "en"))
+
+
 @pytest.fixture(scope="session")
 def toy_corpus(tmp_path_factory) -> Path:
     """A 'parallel' corpus folder: train.de/train.en (24 pairs) and val.de/val.en (8)."""

@@ -8,18 +8,14 @@ from s2s_demo import hub
 from s2s_demo.neighbours import INDEX_FILE, NeighbourIndex
 from train.neighbours import build, encode_pairs
 
-from .conftest import make_model
-
-
-def _pairs(toy_corpus, split):
-    return [(toy_corpus / f"{split}.{lang}").read_text(encoding="utf-8").splitlines() for lang in ("de", "en")]
+from .conftest import corpus_pairs, make_model
 
 
 def test_a_training_pair_finds_itself_in_both_indexes(tmp_path, toy_tokenizer, toy_tokenizer_dir, toy_corpus):
     hub.save_folder(make_model(toy_tokenizer, seed=2), toy_tokenizer_dir, tmp_path / "m")
     translator = hub.load(tmp_path / "m")
-    sources, targets = _pairs(toy_corpus, "train")
-    index = build(translator, sources, targets, 10, 8, 8, _pairs(toy_corpus, "val")[0])
+    sources, targets = corpus_pairs(toy_corpus, "train")
+    index = build(translator, sources, targets, 10, 8, 8, corpus_pairs(toy_corpus, "val")[0])
     index.save(tmp_path / "m")
     loaded = NeighbourIndex.load(tmp_path / "m")
     assert torch.allclose(loaded.states, index.states, atol=1e-2) and loaded.sources == sources
@@ -41,8 +37,8 @@ def test_the_translator_reads_its_index_and_a_broken_one_is_none(tmp_path, toy_t
     hub.save_folder(make_model(toy_tokenizer, seed=2), toy_tokenizer_dir, tmp_path / "m")
     translator = hub.load(tmp_path / "m")
     assert translator.neighbours is None  # no index: the page says so
-    sources, targets = _pairs(toy_corpus, "train")
-    build(translator, sources, targets, 5, 4, 4, _pairs(toy_corpus, "val")[0]).save(tmp_path / "m")
+    sources, targets = corpus_pairs(toy_corpus, "train")
+    build(translator, sources, targets, 5, 4, 4, corpus_pairs(toy_corpus, "val")[0]).save(tmp_path / "m")
     nearest = hub.load(tmp_path / "m").nearest_examples(sources[0], k=2)
     assert nearest["sentences"][0]["source"] == sources[0] and len(nearest["trajectory"]["background"]) > 0
     (tmp_path / "m" / INDEX_FILE).write_bytes(b"not a safetensors file")

@@ -130,12 +130,12 @@ def test_every_figure_the_page_draws_is_valid_plotly(tmp_path, toy_tokenizer, to
     from s2s_demo.settings import DecodeSettings
     from train.neighbours import build
 
-    from .conftest import make_model
+    from .conftest import corpus_pairs, make_model
 
     hub.save_folder(make_model(toy_tokenizer, seed=2), toy_tokenizer_dir, tmp_path / "m")
     translator = hub.load(tmp_path / "m")
-    sources, targets = ((toy_corpus / f"train.{lang}").read_text(encoding="utf-8").splitlines() for lang in ("de", "en"))
-    build(translator, sources, targets, 5, 4, 4, sources[:5]).save(tmp_path / "m")
+    sources, targets = corpus_pairs(toy_corpus, "train")
+    build(translator, sources, targets, 5, 4, 4, corpus_pairs(toy_corpus, "val")[0]).save(tmp_path / "m")
     translator = hub.load(tmp_path / "m")
     text = toy_sentences[0]
     trace = translator.translate(text, DecodeSettings(method="beam", beam_size=3), internals=True).to_dict()

@@ -211,7 +211,6 @@ def step_distribution_plot(trace: dict, step: int) -> go.Figure:
         if cut >= 0.0005 else ""
     return _figure(bars, {
         "barmode": "group", "height": 360,
-        # titles in short lines: a phone's 390 px must not clip them
         "title": _title(f"Step {rec['step']}: chose “{safe(display_piece(rec['piece']))}”{forced}, "
                         f"p = {rec['model_prob']:.3f}<br>entropy {rec['model_entropy']:.2f} nats{cut_note}"),
         # log scale: alternatives at 0.002 are as visible as the chosen token at 0.8
