@@ -26,9 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     tr = sub.add_parser("translate", help="translate lines of text")
     tr.add_argument("file", nargs="?", help="input file (default: standard input)")
     tr.add_argument("--model", default="assets/models/de-en", help="model folder or Hub repo id[@revision]")
-    tr.add_argument("--method", default="beam", choices=["greedy", "beam"])
+    tr.add_argument("--method", default="beam", choices=["greedy", "beam", "sample"])
     tr.add_argument("--beam-size", type=int, default=5)
     tr.add_argument("--length-penalty", type=float, help="default: the model card's tuned value")
+    for name in SAMPLERS:  # Hugging Face's names, as in the API and the page
+        tr.add_argument(f"--{name.replace('_', '-')}", type=int if name == "top_k" else float,
+                        help=f"sampling: {name} (default: off)")
+    tr.add_argument("--seed", type=int, help="sampling: the random seed (default: a fresh one)")
     tr.add_argument("--batch-size", type=int, default=64)
     tr.add_argument("--strict", action="store_true",
                     help="exit with status 1 when a line could not be translated (default: 0)")
@@ -52,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = translator.default_settings().replace(method=args.method, beam_size=args.beam_size)
         if args.length_penalty is not None:
             settings = settings.replace(length_penalty=args.length_penalty)
+        chosen = {name: getattr(args, name) for name in (*SAMPLERS, "seed") if getattr(args, name) is not None}
+        settings = settings.replace(**chosen)
     except (ModelLoadError, SettingsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -64,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     for index, reason in sorted(outputs.errors.items()):
         print(f"line {index + 1} not translated: {reason}", file=sys.stderr)
     return 1 if args.strict and outputs.errors else 0
+
+
+SAMPLERS = ("temperature", "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff",
+            "repetition_penalty")
 
 
 if __name__ == "__main__":

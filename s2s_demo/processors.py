@@ -7,7 +7,9 @@ processors, each mapping (N, V) scores to (N, V) scores:
    of the rest: banned tokens (BOS, PAD, and UNK unless allowed), the minimum length,
    n-gram blocking, the length cap (its last step may only end the sentence), the forced
    prefix (its steps may only write the forced token, whatever the constraints before said);
-2. for sampling only, the warpers: temperature, top-k, top-p, then renormalisation.
+2. for sampling only, Hugging Face's sampling chain with its names and in its order:
+   repetition penalty, temperature, top-k, top-p, min-p, typical-p, epsilon and eta cutoffs,
+   then renormalisation. Each cut keeps at least the most likely token.
 
 What the list returns is the distribution the method used (renormalised for the trace when
 it is not already): a trace step's ``top`` and ``prob`` are read from it, and beam search
@@ -17,6 +19,7 @@ hypotheses' scores.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -116,6 +119,25 @@ class ForcedPrefix:
         return forced
 
 
+class RepetitionPenalty:
+    """Hugging Face's repetition penalty on a row's earlier tokens: a negative score is
+    multiplied by ``penalty``, a positive one divided by it. Our scores are log-probs (never
+    positive), so a repeated token's log-prob is multiplied: penalty > 1 discourages it."""
+
+    def __init__(self, penalty: float) -> None:
+        self.penalty = penalty
+
+    def __call__(self, scores: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        rows = [(row, tok) for row, seq in enumerate(ctx.row_tokens) for tok in set(seq)]
+        if not rows:
+            return scores
+        rows_t, toks_t = (torch.tensor(x, device=scores.device) for x in zip(*rows))
+        picked = scores[rows_t, toks_t]
+        scores = scores.clone()
+        scores[rows_t, toks_t] = torch.where(picked < 0, picked * self.penalty, picked / self.penalty)
+        return scores
+
+
 class Temperature:
     def __init__(self, temperature: float) -> None:
         self.temperature = temperature
@@ -150,6 +172,67 @@ class TopP:
         return log_probs.masked_fill(remove_sorted.scatter(-1, order, remove_sorted), NEG_INF)
 
 
+def _keep_top(log_probs: torch.Tensor, remove: torch.Tensor) -> torch.Tensor:
+    """Cut the tokens ``remove`` marks, never a row's most likely one; returns log-probs."""
+    remove = remove & (log_probs < log_probs.amax(-1, keepdim=True))
+    return log_probs.masked_fill(remove, NEG_INF)
+
+
+class MinP:
+    """Cut the tokens less likely than ``min_p`` times the row's most likely token."""
+
+    def __init__(self, min_p: float) -> None:
+        self.log_min_p = math.log(min_p)
+
+    def __call__(self, scores: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        log_probs = torch.log_softmax(scores, dim=-1)
+        return _keep_top(log_probs, log_probs < log_probs.amax(-1, keepdim=True) + self.log_min_p)
+
+
+class TypicalP:
+    """Locally typical sampling (Meister et al., 2023): keep the tokens whose surprisal is
+    nearest the row's entropy, fewest first, until their mass reaches ``mass``."""
+
+    def __init__(self, mass: float) -> None:
+        self.mass = mass
+
+    def __call__(self, scores: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        log_probs = torch.log_softmax(scores, dim=-1)
+        entropy = -(log_probs.exp() * log_probs).nansum(-1, keepdim=True)
+        shifted = (-log_probs - entropy).abs()  # -inf log-probs: +inf, cut already
+        sorted_shift, order = shifted.sort(dim=-1)
+        cumulative = log_probs.gather(-1, order).exp().cumsum(-1)
+        last = (cumulative < self.mass).sum(-1, keepdim=True).clamp(max=shifted.size(-1) - 1)
+        remove_sorted = sorted_shift > sorted_shift.gather(-1, last)
+        remove_sorted[:, 0] = False
+        return log_probs.masked_fill(remove_sorted.scatter(-1, order, remove_sorted), NEG_INF)
+
+
+class EpsilonCutoff:
+    """Cut the tokens of probability below ``epsilon`` (Hewitt et al., 2022)."""
+
+    def __init__(self, epsilon: float) -> None:
+        self.log_epsilon = math.log(epsilon)
+
+    def __call__(self, scores: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        log_probs = torch.log_softmax(scores, dim=-1)
+        return _keep_top(log_probs, log_probs < self.log_epsilon)
+
+
+class EtaCutoff:
+    """Cut the tokens of probability below min(epsilon, sqrt(epsilon) * exp(-entropy))
+    (Hewitt et al., 2022): a cut that loosens where the distribution is spread."""
+
+    def __init__(self, epsilon: float) -> None:
+        self.epsilon = epsilon
+
+    def __call__(self, scores: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        log_probs = torch.log_softmax(scores, dim=-1)
+        entropy = -(log_probs.exp() * log_probs).nansum(-1, keepdim=True)
+        eta = torch.clamp(math.sqrt(self.epsilon) * torch.exp(-entropy), max=self.epsilon)
+        return _keep_top(log_probs, log_probs < eta.log())
+
+
 class Normalize:
     """Scores -> log-probs (the last processor of sampling: what it draws from)."""
 
@@ -158,9 +241,17 @@ class Normalize:
 
 
 class ProcessorList(list):
-    """Processors applied in order; ``normalized``: whether the output already is log-probs."""
+    """Processors applied in order; ``normalized``: whether the output already is log-probs;
+    ``warpers``: sampling's chain, run after the constraints (empty for greedy and beam)."""
 
     normalized = False
+    warpers: "ProcessorList | None" = None
+
+    def constrained_and_processed(self, scores: torch.Tensor, ctx: StepContext
+                                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the scores after the constraints alone, after every processor), each (N, V)."""
+        constrained = self(scores, ctx)
+        return constrained, (self.warpers(constrained, ctx) if self.warpers else constrained)
 
     def __call__(self, scores: torch.Tensor, ctx: StepContext) -> torch.Tensor:
         for processor in self:
@@ -184,16 +275,25 @@ def build_processors(settings: DecodeSettings, config, first_cap: int, device) -
     if settings.forced_prefix:
         processors.append(ForcedPrefix(settings.forced_prefix))
     if settings.method == "sample":
-        processors.extend(sampling_warpers(settings, config.tgt_vocab_size))
+        processors.warpers = sampling_warpers(settings, config.tgt_vocab_size)
         processors.normalized = True
     return processors
 
 
-def sampling_warpers(settings: DecodeSettings, vocab_size: int) -> list:
-    """Temperature, then top-k, then top-p, then renormalisation (as sampling applies them)."""
-    warpers: list = [Temperature(settings.temperature)] if settings.temperature != 1.0 else []
-    if settings.top_k and settings.top_k < vocab_size:
-        warpers.append(TopK(settings.top_k))
-    if settings.top_p < 1.0:
-        warpers.append(TopP(settings.top_p))
-    return warpers + [Normalize()]
+def sampling_warpers(settings: DecodeSettings, vocab_size: int) -> ProcessorList:
+    """Sampling's chain in Hugging Face's order, each only where it changes something, then
+    renormalisation: repetition penalty, temperature, top-k, top-p, min-p, typical-p,
+    epsilon cutoff, eta cutoff."""
+    s = settings
+    chosen = [(s.repetition_penalty != 1.0, lambda: RepetitionPenalty(s.repetition_penalty)),
+              (s.temperature != 1.0, lambda: Temperature(s.temperature)),
+              (0 < s.top_k < vocab_size, lambda: TopK(s.top_k)),
+              (s.top_p < 1.0, lambda: TopP(s.top_p)),
+              (s.min_p > 0.0, lambda: MinP(s.min_p)),
+              (s.typical_p < 1.0, lambda: TypicalP(s.typical_p)),
+              (s.epsilon_cutoff > 0.0, lambda: EpsilonCutoff(s.epsilon_cutoff)),
+              (s.eta_cutoff > 0.0, lambda: EtaCutoff(s.eta_cutoff))]
+    warpers = ProcessorList(make() for wanted, make in chosen if wanted)
+    warpers.append(Normalize())
+    warpers.normalized = True
+    return warpers

@@ -16,6 +16,9 @@ BOUNDS = {
     "beam_size": (1, MAX_BEAM_SIZE), "length_penalty": (0.0, 5.0), "max_length": (1, MAX_LENGTH_LIMIT),
     "min_length": (0, MAX_LENGTH_LIMIT), "max_length_ratio": (0.1, 10.0), "no_repeat_ngram_size": (0, 10),
     "record_top_n": (1, 100), "seed": (0, 2**63 - 1),
+    # Hugging Face's other samplers; 0 (1 for typical_p and the penalty) turns each off
+    "min_p": (0.0, 1.0), "typical_p": (0.01, 1.0), "epsilon_cutoff": (0.0, 0.5), "eta_cutoff": (0.0, 0.5),
+    "repetition_penalty": (0.5, 5.0), "live_top_n": (16, 1024),
 }
 
 
@@ -53,6 +56,9 @@ class DecodeSettings:
     ``((5 + len) / 6) ** alpha`` or, with ``length_penalty_type="average"``, ``len ** alpha``
     (alpha 1 = average log-prob); 0 turns normalisation off. The output length is capped at
     ``min(max_length, max_length_ratio * source_length + 10)`` tokens.
+    Sampling's chain has Hugging Face's names, semantics and order (``s2s_demo.processors``):
+    ``repetition_penalty``, ``temperature``, ``top_k``, ``top_p``, ``min_p``, ``typical_p``,
+    ``epsilon_cutoff``, ``eta_cutoff``.
     ``forced_prefix`` holds target token ids (or pieces, resolved by the translator) that
     the first steps must produce whatever the method.
     """
@@ -70,9 +76,16 @@ class DecodeSettings:
     max_length_ratio: float = 2.0
     no_repeat_ngram_size: int = 0
     seed: int | None = None
+    min_p: float = 0.0
+    typical_p: float = 1.0
+    epsilon_cutoff: float = 0.0
+    eta_cutoff: float = 0.0
+    repetition_penalty: float = 1.0
     forced_prefix: tuple = field(default_factory=tuple)
     ban_unk: bool = True
     record_top_n: int = 10
+    # tokens per step the trace carries with their scores, so the page can redo sampling's chain
+    live_top_n: int = 256
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -92,6 +105,9 @@ class DecodeSettings:
         if self.seed is not None:
             self._check_int("seed")
         self._check_int("record_top_n")
+        self._check_int("live_top_n")
+        for name in ("min_p", "typical_p", "epsilon_cutoff", "eta_cutoff", "repetition_penalty"):
+            self._check_number(name)
         if isinstance(self.forced_prefix, (str, bytes)) or not isinstance(self.forced_prefix, (list, tuple)):
             raise SettingsError("forced_prefix", "must be a list of token ids or pieces")
         object.__setattr__(self, "forced_prefix", tuple(self.forced_prefix))

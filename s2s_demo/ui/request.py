@@ -19,8 +19,8 @@ from .registry import ModelRegistry, UnknownModelError
 
 
 # the page's decoding controls, in the order their values reach a handler
-CONTROLS = ("method", "temperature", "top_k", "top_p", "beam_size", "n_best", "length_penalty", "max_length",
-            "seed")
+CONTROLS = ("method", "temperature", "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff",
+            "repetition_penalty", "beam_size", "n_best", "length_penalty", "max_length", "seed")
 
 
 class _RequestMethods:
@@ -70,6 +70,15 @@ PARAMETER_DOCS = {
     "temperature": f"sampling only: divides the logits, in {_range('temperature')} (default 1.0)",
     "top_k": "sampling only: keep the k most likely tokens, 0 = all (default 0)",
     "top_p": f"sampling only: keep the fewest tokens whose mass reaches p, in {_range('top_p')} (default 1.0)",
+    "min_p": f"sampling only: cut tokens below min_p x the most likely one's probability, in {_range('min_p')}, "
+             "0 = off (default 0)",
+    "typical_p": f"sampling only: locally typical sampling's mass, in {_range('typical_p')}, 1 = off (default 1.0)",
+    "epsilon_cutoff": f"sampling only: cut tokens of probability below it, in {_range('epsilon_cutoff')}, 0 = off "
+                      "(default 0)",
+    "eta_cutoff": f"sampling only: cut tokens below min(eta, sqrt(eta) * exp(-entropy)), in {_range('eta_cutoff')}, "
+                  "0 = off (default 0)",
+    "repetition_penalty": f"sampling only: earlier tokens' log-probs multiplied by it, in "
+                          f"{_range('repetition_penalty')}, 1 = off (default 1.0)",
     "beam_size": f"beam only: hypotheses kept per step, 1 to {MAX_BEAM_SIZE} (default 5)",
     "n_best": "beam only: hypotheses returned, 1 to beam_size (default 1)",
     "length_penalty": f"GNMT alpha in {_range('length_penalty')}; null = the model's value tuned on val",
