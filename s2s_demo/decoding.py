@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .live import TEMPERATURES
 from .model import Seq2Seq
 from .processors import NEG_INF, StepContext, build_processors
 from .recording import Recorder, StepRecord
@@ -174,11 +175,17 @@ class _Search:
         self.kept_raw: list[torch.Tensor] = []
         self.kept_used: list[torch.Tensor] = []
         self.kept_sentences: list[torch.Tensor | None] = []  # each step's `active`
-        self.row_tokens: list[list[int]] = [[] for _ in range(self.B * self.W)]  # n-gram blocking only
+        # each row's tokens so far, for n-gram blocking and the repetition penalty only
+        self.tracks_tokens = bool(settings.no_repeat_ngram_size) or (
+            settings.method == "sample" and settings.repetition_penalty != 1.0)
+        self.row_tokens: list[list[int]] = [[] for _ in range(self.B * self.W)]
         self.finished: list[list[_Finished]] = [[] for _ in range(self.B)]
         self.done = torch.zeros(self.B, dtype=torch.bool, device=device)
         self.kth_best = torch.full((self.B,), NEG_INF, device=device)
-        self.recorder = Recorder(settings.record_top_n, self.W) if record else None
+        # the live payloads span the temperature slider where sampling can move it
+        temperatures = TEMPERATURES if settings.method == "sample" else (1.0,)
+        self.recorder = Recorder(settings.record_top_n, self.W, settings.live_top_n, temperatures) \
+            if record else None
         self.processors = build_processors(settings, cfg, self.first_cap, device)
         self.seed = None
         if settings.method == "sample":
@@ -190,20 +197,24 @@ class _Search:
     # ------------------------------------------------------------ main loop
     def _step(self, t: int, needs_used: bool):
         """Run the model one step and the processors: raw log-probs (N, V), attention (N, S)
-        or None, the processed scores (N, V) the strategy picks from and, when
-        ``needs_used``, the distribution they are (N, V) log-probs, else None."""
+        or None, the scores after the constraints alone (N, V), the processed scores (N, V)
+        the strategy picks from and, when ``needs_used``, the distribution they are (N, V)
+        log-probs, else None."""
         raw, attn, self.state = self.model.step(self.prev, self.state)
-        processed = self.processors(raw, StepContext(t, raw, self.caps, self.row_tokens))
+        constrained, processed = self.processors.constrained_and_processed(
+            raw, StepContext(t, raw, self.caps, self.row_tokens))
         used = self.processors.used_distribution(processed) if needs_used else None
-        return raw, attn, processed, used
+        return raw, attn, constrained, processed, used
 
     def run(self) -> list[SearchResult]:
         s = self.settings
         # greedy and beam pick from the processed scores; as log-probs they are only shown
         needs_used = s.method == "sample" or self.recorder is not None
         for t in range(int(self.caps.max())):
-            raw, attn, processed, used = self._step(t, needs_used)
+            raw, attn, constrained, processed, used = self._step(t, needs_used)
             proposal = self.strategy.propose(processed, raw, self.scores, self.single_parent)
+            if self.recorder is not None:
+                self.recorder.hold_constrained(constrained)
             self._advance(t, raw, used, attn, t < len(s.forced_prefix), *proposal)
             if bool(self.done.all()):
                 break
@@ -218,7 +229,7 @@ class _Search:
         self.state = self.state.select(rows, memory_rows=rows)
         self.scores, self.kth_best = self.scores[keep], self.kth_best[keep]
         self.caps, self.prev = self.caps[rows], self.prev[rows]
-        if self.settings.no_repeat_ngram_size:
+        if self.tracks_tokens:
             self.row_tokens = [self.row_tokens[r] for r in rows.tolist()]
         self.sentence_ids = [self.sentence_ids[i] for i in keep.tolist()]
         self.active = torch.tensor(self.sentence_ids, device=self.device)
@@ -261,11 +272,11 @@ class _Search:
             self.kept_used.append(pick(cand_used))
         self.scores = torch.where(alive_ok, pick(cand_scores), NEG_INF)
         self.prev = new_tokens.reshape(-1)
-        if W > 1 or self.settings.no_repeat_ngram_size:
+        if W > 1 or self.tracks_tokens:
             parent_rows = (self.batch_rows + new_parents).view(-1)  # (B*W,) rows the kept beams extend
             if W > 1:
                 self.state = self.state.select(parent_rows)
-            if self.settings.no_repeat_ngram_size:
+            if self.tracks_tokens:
                 self.row_tokens = [self.row_tokens[r] + [tok]
                                    for r, tok in zip(parent_rows.tolist(), self.prev.tolist())]
         if C == 1:
@@ -339,7 +350,7 @@ class _Search:
             return results
         slots = results[0].hypotheses[0].slots if best is not None else []
         if best is not None:
-            results[0].steps = self.recorder.path_steps(slots)
+            results[0].steps = self.recorder.path_steps(slots, results[0].hypotheses[0].tokens)
         results[0].nodes, results[0].best_path = self.recorder.tree(
             slots, best.candidate if best is not None else None)
         return results

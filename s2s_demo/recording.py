@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .live import payloads
+
 NEG_INF = float("-inf")
 
 
@@ -18,7 +20,8 @@ class StepRecord:
     of the distribution the method used (the processors' output), at the beam row the best
     hypothesis came from; ``raw_entropy``/``used_entropy``: their entropies; ``attention``:
     (S,) or None; ``cut_mass``: the model's probability mass on the tokens the method could
-    not pick (banned, forced away, or removed by top-k / top-p).
+    not pick (banned, forced away, or removed by top-k / top-p); ``live``: what the page needs
+    to redo sampling's chain at this step (``s2s_demo.live``), None where it was not kept.
     """
 
     raw_top: tuple[torch.Tensor, torch.Tensor]
@@ -28,6 +31,7 @@ class StepRecord:
     attention: torch.Tensor | None
     forced: bool
     cut_mass: float = 0.0
+    live: dict | None = None
 
 
 def entropy(log_probs: torch.Tensor) -> torch.Tensor:
@@ -48,8 +52,12 @@ class Recorder:
 
     BUDGET = 8_000_000
 
-    def __init__(self, top_n: int, width: int) -> None:
+    def __init__(self, top_n: int, width: int, live_top_n: int = 0,
+                 temperatures: tuple[float, ...] = (1.0,)) -> None:
         self.top_n, self.width = top_n, width
+        self.live_top_n, self.temperatures = live_top_n, temperatures
+        self.constrained: list[torch.Tensor | None] = []  # (W, V) per step, for the live payloads
+        self.pending_constrained: torch.Tensor | None = None
         self.held: list[tuple[torch.Tensor, torch.Tensor]] = []  # raw, used (W, V) per step
         self.summaries: list[tuple[torch.Tensor, ...]] = []      # per step, when over budget
         self.held_floats = 0
@@ -61,12 +69,19 @@ class Recorder:
         """raw/used (W, V), attn (W, S) or None; candidates: parents, tokens, scores, valid,
         finishing (each (1, C)) and chosen, alive_ok (each (1, W))."""
         self.held.append((raw, used))
+        self.constrained.append(self.pending_constrained)
+        self.pending_constrained = None
         self.attention.append(attn)
         self.forced.append(forced)
         self.candidates.append(candidates)
         self.held_floats += 2 * raw.numel()
         if self.held_floats > self.BUDGET:
             self._summarise_held()
+
+    def hold_constrained(self, constrained: torch.Tensor) -> None:
+        """The next step's scores after the constraints (W, V); only a reference is kept."""
+        if self.live_top_n:
+            self.pending_constrained = constrained
 
     def _summarise(self, raws: list[torch.Tensor], useds: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """k raw and k used (..., V) rows -> top values, ids (2, k, ..., n), entropies (2, k, ...)
@@ -82,9 +97,10 @@ class Recorder:
         values, ids, entropies, cut = self._summarise(list(raws), list(useds))  # (2, k, W, n)
         self.summaries.extend((values[:, i], ids[:, i], entropies[:, i], cut[i]) for i in range(len(raws)))
         self.held, self.held_floats = [], 0
+        self.constrained = [None] * len(self.constrained)  # no live payloads for the summarised steps
 
-    def path_steps(self, slots: list[int]) -> list[StepRecord]:
-        """StepRecords of the hypothesis whose token t came from beam row ``slots[t]``."""
+    def path_steps(self, slots: list[int], tokens: list[int]) -> list[StepRecord]:
+        """StepRecords of the hypothesis whose token t, ``tokens[t]``, came from beam row ``slots[t]``."""
         done = len(self.summaries)
         parts = [(v[:, slot], i[:, slot], e[:, slot], c[slot])
                  for (v, i, e, c), slot in zip(self.summaries, slots)]
@@ -103,7 +119,19 @@ class Recorder:
             records.append(StepRecord((raw_values, raw_ids), (used_values, used_ids), raw_entropy,
                                       used_entropy, attn[slot] if attn is not None else None,
                                       self.forced[t], float(cut)))
+        self._add_live(records, slots, tokens)
         return records
+
+    def _add_live(self, records: list[StepRecord], slots: list[int], tokens: list[int]) -> None:
+        """The live payloads of the steps, while their constrained rows are all held (a
+        search so long and wide that it passed the budget gets none)."""
+        steps = range(len(records))
+        if not records or any(self.constrained[t] is None for t in steps):
+            return
+        rows = torch.stack([self.constrained[t][slots[t]] for t in steps])
+        for record, payload in zip(records, payloads(rows, tokens[: len(records)], self.live_top_n,
+                                                     self.temperatures)):
+            record.live = payload
 
     def tree(self, slots: list[int], last_candidate: int | None) -> tuple[list[dict], list[int]]:
         """The search tree and the best hypothesis' path through it.

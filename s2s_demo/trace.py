@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 import torch
 
 from .decoding import Hypothesis, SearchResult, StepRecord
+from .live import PIECES_SHOWN, TEMPERATURES
 from .tokenizer import TokenizerPair
 
 
@@ -43,6 +44,8 @@ class Step:
     model_top: list[Candidate]
     attention: list[float] | None
     cut_mass: float = 0.0
+    # the scores the page redoes sampling's chain from, in the browser (s2s_demo.live)
+    live: dict | None = None
 
 
 @dataclass
@@ -95,6 +98,8 @@ class Trace:
     best_path: list[int] = field(default_factory=list)
     # the LSTM's gates, cells and bridge along the best hypothesis (s2s_demo.internals), on request
     internals: dict | None = None
+    # the temperatures at which each step's live payload sums the rest of the vocabulary
+    live_temperatures: list[float] = field(default_factory=lambda: [1.0])
 
     def to_dict(self) -> dict:
         return _plain(self)
@@ -139,6 +144,16 @@ def _step_candidates(records: list[StepRecord], tokenizer: TokenizerPair
     return list(zip(lists[0::2], lists[1::2]))
 
 
+def _with_pieces(live: dict | None, tokenizer: TokenizerPair) -> dict | None:
+    """The live payload with pieces for the tokens a chart can show: the first of the top
+    block and every extra token (the others are never among the most likely after a cut)."""
+    if live is None:
+        return None
+    top, ids = live["top"], live["ids"]
+    shown = ids[: min(top, PIECES_SHOWN)] + ids[top:]
+    return {**live, "pieces": dict(zip(map(str, shown), tokenizer.target_pieces(shown)))}
+
+
 def _hypothesis_view(hyp: Hypothesis, tokenizer: TokenizerPair) -> HypothesisView:
     return HypothesisView(tokenizer.decode_target(hyp.tokens), tokenizer.target_pieces(hyp.tokens),
                           hyp.tokens, hyp.token_logprobs, hyp.logprob, hyp.score)
@@ -168,6 +183,7 @@ def build_trace(result: SearchResult, tokenizer: TokenizerPair, *, model_name: s
                 logprob=best.token_logprobs[t], forced=rec.forced,
                 entropy=rec.used_entropy, model_entropy=rec.raw_entropy,
                 top=top, model_top=model_top, attention=attn, cut_mass=round(rec.cut_mass, 6),
+                live=_with_pieces(rec.live, tokenizer),
             ))
     capped = bool(steps and length_cap and len(steps) >= length_cap
                   and steps[-1].model_top and steps[-1].model_top[0].token_id != tokenizer.eos_id)
@@ -183,4 +199,5 @@ def build_trace(result: SearchResult, tokenizer: TokenizerPair, *, model_name: s
                  hypotheses=hyps, beam_nodes=nodes, seed=result.seed,
                  target_vocab_size=tokenizer.tgt_vocab_size, timings_ms=timings_ms, length_capped=capped,
                  best_path=list(result.best_path), inference_dtype=inference_dtype, familiarity=familiarity,
-                 internals=internals)
+                 internals=internals,
+                 live_temperatures=list(TEMPERATURES) if settings.get("method") == "sample" else [1.0])
