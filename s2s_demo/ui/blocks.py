@@ -13,6 +13,7 @@ from .. import internals
 from ..settings import BOUNDS, PAGE_SAMPLING_TOP_K, DecodeSettings
 from ..translator import MAX_CHARS
 from . import links, render
+from .live_view import LIVE_CSS, LIVE_SETTINGS, ON_LOAD, REDRAW_JS, step_payload
 from .registry import ModelRegistry
 from .. import attribution
 from .request import (CONTROLS, Request, RequestError, same_request, api_description, api_function,
@@ -21,10 +22,8 @@ from .request import (CONTROLS, Request, RequestError, same_request, api_descrip
 log = logging.getLogger(__name__)
 DEFAULTS = DecodeSettings()
 INTRO = """# Look inside an LSTM translator
-A bidirectional LSTM encoder, a bridge into an LSTM decoder with attention, trained on
-**Multi30k image captions** (short descriptions of photos: *"Two dogs play in the snow."*).
-Type a caption-like sentence, then explore every decoding step, the attention and the beam
-search — and ask *what if the model had chosen another word here?*"""
+A BiLSTM encoder bridged into an LSTM decoder with attention, trained on **Multi30k image captions**
+(*"Two dogs play in the snow."*): translate a caption, then watch every decoding step answer the controls."""
 
 
 # Gradio takes a page's CSS at launch: app.py, the browser tests and benchmarks.page pass it
@@ -34,53 +33,89 @@ PAGE_CSS = """
 @media (max-width: 640px) {
   #beam-tree { overflow-x: auto; }
   #beam-tree [data-testid="plotly"] { width: 760px; }
+  /* the controls stay at hand as a sheet at the bottom of the screen while the chart is in view */
+  #controls { position: sticky; bottom: 0; z-index: 20; max-height: 36vh; overflow-y: auto;
+              background: var(--background-fill-primary); border-top: 2px solid #93c5fd; }
 }
+/* beside the chart on a wide screen, the controls follow the page as it scrolls */
+@media (min-width: 641px) {
+  #controls { position: sticky; top: 8px; align-self: flex-start; }
+}
+.live-help p { font-size: 13px; margin: 0; }
+/* an empty translation box stays one line high, so the chart is in view at 1280x900 */
+#translation .textfield, #translation .empty { min-height: 2.5em; }
+#translation > div:has(> .empty) { min-height: 0; height: auto; }
 """
 
-SAMPLING_HELP = ("Sampling draws each token from the model's distribution. **Top-k** keeps only the k most "
-                 "likely tokens, **top-p** the fewest whose probabilities add up to p; the rest are cut, and "
-                 "each step's chart says how much probability that removed.")
+SAMPLING_HELP = ("Sampling draws each token from the model's distribution, reshaped by these controls in "
+                 "this order (Hugging Face's): the repetition penalty, **temperature**, then each cut — "
+                 "**top-k** keeps the k most likely tokens, **top-p** the fewest whose probabilities add up to "
+                 "p, **min-p** those at least min-p times as likely as the best, **typical-p** those nearest "
+                 "the step's average surprise, **epsilon**/**eta** drop tokens below a floor — then "
+                 "renormalisation.")
+LIVE_HELP = ("**Move a slider: the chart answers while it moves** (worked out in your browser); let go and "
+             "the sentence is translated again with the new setting, on the same step.")
 
 
 def build_demo(registry: ModelRegistry) -> gr.Blocks:
     with gr.Blocks(title="s2s-demo: inside an LSTM translator") as demo:
         gr.Markdown(INTRO)
         trace_state = gr.State(None)     # the trace of the last full translation
-        with gr.Row():
+        with gr.Row(equal_height=False):
             with gr.Column(scale=3):
                 model = gr.Dropdown(registry.choices(), value=registry.default, label="Model")
                 text = gr.Textbox(label=f"Source sentence (up to {MAX_CHARS} characters; Shift+Enter translates)",
                                   lines=2, max_lines=6, placeholder="Ein Mann fährt mit dem Fahrrad.")
                 # above the examples: on a phone it stays within the first screen
                 translate_btn = gr.Button("Translate", variant="primary", elem_id="translate")
+                familiarity = gr.Markdown(visible=False, elem_id="familiarity")
+                unreadable = gr.HighlightedText(label="Source as this model reads it",
+                                                color_map=render.SOURCE_COLORS, show_legend=True,
+                                                show_inline_category=False, visible=False, elem_id="unreadable")
+                translation = gr.HighlightedText(label="Translation (colour: the model's probability of each "
+                                                       "word's least sure piece)",
+                                                 show_legend=True, color_map=render.CONFIDENCE_COLORS,
+                                                 show_inline_category=False, elem_id="translation")
+                timing = gr.Markdown(elem_id="status")
+                # the step chart sits under the translation, beside the controls that change it: the
+                # page's own script redraws it while a slider moves (live_view)
+                with gr.Row(equal_height=True):
+                    step = gr.Dropdown(choices=[], label="Step", interactive=True, elem_id="step", scale=1,
+                                       min_width=140)
+                    gr.Markdown(LIVE_HELP, elem_classes=["live-help"])
+                live_chart = gr.HTML(None, html_template="<div class='s2s-live'></div>", js_on_load=ON_LOAD,
+                                     css_template=LIVE_CSS, elem_id="live-step")
                 examples = gr.Dataset(components=[text], samples=_examples(registry, registry.default),
                                       label="Examples from the test set", samples_per_page=6)
-            with gr.Column(scale=2):
+            with gr.Column(scale=2, elem_id="controls"):
                 method = gr.Radio(["beam", "greedy", "sample"], value="beam", label="Decoding method")
                 beam_size = gr.Slider(*BOUNDS["beam_size"], value=DEFAULTS.beam_size, step=1, label="Beam size")
                 n_best = gr.Slider(1, DEFAULTS.beam_size, value=DEFAULTS.n_best, step=1, label="n-best")
                 length_penalty = gr.Slider(*BOUNDS["length_penalty"], value=_tuned_lp(registry, registry.default),
                                            step=0.1,
                                            label="Length penalty α (GNMT; 0 = off)")
-                sampling_help = gr.Markdown(SAMPLING_HELP, visible=False)
+                with gr.Accordion("How the samplers work", open=False, visible=False) as sampling_help:
+                    gr.Markdown(SAMPLING_HELP)
                 temperature = gr.Slider(*BOUNDS["temperature"], value=1.0, step=0.05, label="Temperature",
                                         visible=False)
                 # the API takes any k; past 100 a top-k cuts nothing a visitor could see
                 top_k = gr.Slider(0, 100, value=PAGE_SAMPLING_TOP_K, step=1, label="Top-k (0 = off)", visible=False)
                 top_p = gr.Slider(*BOUNDS["top_p"], value=1.0, step=0.01, label="Top-p", visible=False)
-                seed = gr.Number(value=0, precision=0, label="Seed", visible=False)
+                min_p = gr.Slider(*BOUNDS["min_p"], value=0.0, step=0.01, label="Min-p (0 = off)", visible=False)
+                typical_p = gr.Slider(*BOUNDS["typical_p"], value=1.0, step=0.01, label="Typical-p (1 = off)",
+                                      visible=False)
+                epsilon_cutoff = gr.Slider(0.0, 0.02, value=0.0, step=0.0005, label="Epsilon cutoff (0 = off)",
+                                           visible=False)
+                eta_cutoff = gr.Slider(0.0, 0.02, value=0.0, step=0.0005, label="Eta cutoff (0 = off)", visible=False)
+                repetition_penalty = gr.Slider(1.0, 3.0, value=1.0, step=0.05, label="Repetition penalty (1 = off)",
+                                               visible=False)
+                with gr.Row(visible=False) as seed_row:
+                    seed = gr.Number(value=None, precision=0, label="Seed (empty: a fresh one each time)",
+                                     elem_id="seed", scale=2)
+                    pin_seed = gr.Checkbox(False, label="Pin the seed", elem_id="pin-seed", scale=1)
                 max_length = gr.Slider(*BOUNDS["max_length"], value=DEFAULTS.max_length, step=1,
                                        label="Max length")
-        familiarity = gr.Markdown(visible=False, elem_id="familiarity")
-        unreadable = gr.HighlightedText(label="Source as this model reads it", color_map=render.SOURCE_COLORS,
-                                        show_legend=True, show_inline_category=False, visible=False,
-                                        elem_id="unreadable")
-        translation = gr.HighlightedText(label="Translation (colour: the model's probability of each word's "
-                                               "least sure piece)",
-                                         show_legend=True, color_map=render.CONFIDENCE_COLORS,
-                                         show_inline_category=False, elem_id="translation")
         nbest = gr.Dataframe(headers=render.NBEST_COLUMNS, label="n-best hypotheses", interactive=False, wrap=True)
-        timing = gr.Markdown()
         share = gr.Textbox(label="Link to this translation", interactive=False, buttons=["copy"], elem_id="share")
         internals_state = gr.State(None)  # the LSTM tab's recording of the current translation
         score_state = gr.State(None)      # the Score tab's scored reference
@@ -92,7 +127,6 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                 # drawn at load, so that Plotly's bundle is there before the first Translate
                 overview = gr.Plot(render.placeholder_plot("Translate a sentence to see every step here"),
                                    label="All steps")
-                step = gr.Dropdown(choices=[], label="Step", interactive=True)
                 step_plot = gr.Plot(label="Distribution at this step")
                 # a panel, not a Group: inside a Group the buttons lose their frames and read as text
                 with gr.Column(variant="panel"):
@@ -184,9 +218,10 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             trace_json = gr.Code(label="Trace (what the /translate API returns)", language="json",
                                  interactive=False, max_lines=30)
 
-        widgets = {"method": method, "temperature": temperature, "top_k": top_k, "top_p": top_p,
-                   "beam_size": beam_size, "n_best": n_best, "length_penalty": length_penalty,
-                   "max_length": max_length, "seed": seed}
+        widgets = {"method": method, "temperature": temperature, "top_k": top_k, "top_p": top_p, "min_p": min_p,
+                   "typical_p": typical_p, "epsilon_cutoff": epsilon_cutoff, "eta_cutoff": eta_cutoff,
+                   "repetition_penalty": repetition_penalty, "beam_size": beam_size, "n_best": n_best,
+                   "length_penalty": length_penalty, "max_length": max_length, "seed": seed}
         controls = [widgets[name] for name in CONTROLS]  # the order Request.from_controls reads
         labels = {name: widget.label for name, widget in widgets.items()}
 
@@ -205,16 +240,23 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
 
         # the page's gr.Request comes first: Gradio inserts it at its parameter's position, and
         # the controls are *args
-        def run(page: gr.Request, text_value, model_value, tab, *control_values, forced_prefix=None):
-            request = Request.from_controls(text_value, model_value, *control_values, forced_prefix=forced_prefix)
+        def run(page: gr.Request, text_value, model_value, tab, json_open, step_value, pinned, *control_values,
+                forced_prefix=None):
+            values = dict(zip(CONTROLS, control_values))
+            if not pinned:  # dice: each translation draws a fresh seed, shown afterwards
+                values["seed"] = None
+            request = Request(text_value, model_value, **values, forced_prefix=forced_prefix)
             trace = _guarded(translate_request, registry, request, labels=labels)
-            first = trace["steps"][0]["step"] if trace["steps"] else None
+            # the step the visitor was looking at stays selected (the last one, if the output is shorter)
+            index = min(int(step_value or 0), len(trace["steps"]) - 1) if trace["steps"] else None
+            used_seed = gr.update(value=trace["seed"]) if trace.get("seed") is not None else gr.update()
             return (trace, render.highlighted_tokens(trace), render.nbest_table(trace), _timing(trace),
-                    render.steps_overview_plot(trace), gr.update(choices=render.step_choices(trace), value=first),
-                    render.step_distribution_plot(trace, 0), _alternatives(trace, 0),
+                    render.steps_overview_plot(trace), gr.update(choices=render.step_choices(trace), value=index),
+                    render.step_distribution_plot(trace, index or 0), _alternatives(trace, index or 0),
                     lazy(trace, tab, "Attention"), lazy(trace, tab, "Tree"),
                     trace["translation"], None, _note(render.familiarity_note(trace)), _unreadable(trace),
-                    _link(trace, page), *emptied_on_server())
+                    _link(trace, page), step_payload(trace, index), used_seed,
+                    _trace_json(trace) if json_open else gr.update(), *emptied_on_server())
 
         def on_tab(trace, evt: gr.SelectData):
             tab = evt.value
@@ -240,7 +282,9 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         # trip and another pass of the browser over the page, on the visitor's wait (the raw
         # trace follows it, in show_json)
         outputs = [trace_state, translation, nbest, timing, overview, step, step_plot, alternative,
-                   attention, tree, original_box, whatif_box, familiarity, unreadable, share, *stale_on_server]
+                   attention, tree, original_box, whatif_box, familiarity, unreadable, share, live_chart, seed,
+                   trace_json, *stale_on_server]
+        run_inputs = [text, model, open_tab, raw_open, step, pin_seed, *controls]
 
         def show_json(json_open, trace):
             # read after the translation: the view may have been opened while it was running
@@ -252,24 +296,35 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                               show_progress="hidden")
 
         # one spinner, on the translation, rather than one on each output
-        after_run(gr.on([translate_btn.click, text.submit], run, [text, model, open_tab, *controls], outputs,
+        after_run(gr.on([translate_btn.click, text.submit], run, run_inputs, outputs,
                         api_visibility="undocumented", show_progress_on=[translation]))
 
+        # a slider moving redraws the step chart in the browser, with no request; its release
+        # (or a number typed) decodes again, the latest setting only (a burst of releases queues
+        # one run after the current, and replies come in order)
+        live_inputs = [widgets[name] for name in LIVE_SETTINGS]
+        for name in LIVE_SETTINGS:
+            widgets[name].input(None, live_inputs, None, js=REDRAW_JS, api_visibility="undocumented")
+        redecode = [widgets[name].release for name in LIVE_SETTINGS + ("beam_size", "n_best", "max_length")]
+        # one request a release: the raw trace, if open, comes with the translation
+        gr.on(redecode + [seed.submit], run, run_inputs, outputs, api_visibility="undocumented",
+              trigger_mode="always_last", show_progress="hidden")
+
         def from_link(request: gr.Request):
-            # a shared link's model, text, settings and forced tokens; anything invalid in it is ignored
+            # a shared link's model, text, settings and forced tokens; anything invalid in it is
+            # ignored. A link's seed is pinned: it reproduces the sample it was made from.
             values = links.read_query(dict(request.query_params) if request else {}, registry.names)
             by_name = {"model": model, "text": text, **widgets}
             return [gr.update(value=values[name]) if name in values else gr.update() for name in by_name] + \
-                [bool(values.get("text")), values.get("forced_prefix")]
+                [bool(values.get("text")), values.get("forced_prefix"), "seed" in values]
 
         def run_linked(page: gr.Request, go, forced_prefix, *args):
             return run(page, *args, forced_prefix=forced_prefix) if go else [gr.update()] * len(outputs)
 
         linked, linked_prefix = gr.State(False), gr.State(None)
-        after_run(demo.load(from_link, None, [model, text, *widgets.values(), linked, linked_prefix],
+        after_run(demo.load(from_link, None, [model, text, *widgets.values(), linked, linked_prefix, pin_seed],
                             api_visibility="undocumented").then(
-            run_linked, [linked, linked_prefix, text, model, open_tab, *controls], outputs,
-            api_visibility="undocumented"))
+            run_linked, [linked, linked_prefix, *run_inputs], outputs, api_visibility="undocumented"))
         raw_trace.expand(lambda trace: (True, _trace_json(trace) if trace else None), trace_state,
                          [raw_open, trace_json], api_visibility="undocumented")
         raw_trace.collapse(lambda: False, None, raw_open, api_visibility="undocumented")
@@ -368,10 +423,12 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
 
         def show_step(trace, index):
             if not trace or index is None:
-                return gr.update(), gr.update()
-            return render.step_distribution_plot(trace, int(index)), _alternatives(trace, int(index))
+                return gr.update(), gr.update(), gr.update()
+            return (render.step_distribution_plot(trace, int(index)), _alternatives(trace, int(index)),
+                    step_payload(trace, int(index)))
 
-        step.input(show_step, [trace_state, step], [step_plot, alternative], api_visibility="undocumented")
+        step.input(show_step, [trace_state, step], [step_plot, alternative, live_chart],
+                   api_visibility="undocumented")
 
         def what_if(trace, index, token_id, request: gr.Request):
             if not trace:
@@ -388,11 +445,12 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         whatif_btn.click(what_if, [trace_state, step, alternative], whatif_outputs, api_visibility="undocumented")
         reset_btn.click(lambda: (None, "", None, ""), None, whatif_outputs, api_visibility="undocumented")
 
+        sampling_controls = [temperature, top_k, top_p, min_p, typical_p, epsilon_cutoff, eta_cutoff,
+                             repetition_penalty, seed_row, sampling_help]
+
         def on_method(value):
             sample, beam = value == "sample", value == "beam"
-            return [gr.update(visible=beam), gr.update(visible=beam), gr.update(visible=beam),
-                    gr.update(visible=sample), gr.update(visible=sample), gr.update(visible=sample),
-                    gr.update(visible=sample), gr.update(visible=sample)]
+            return [gr.update(visible=beam)] * 3 + [gr.update(visible=sample)] * len(sampling_controls)
 
         def on_beam_size(size, current):
             # n-best can be at most the beam size: the slider says so instead of an error later
@@ -400,8 +458,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             return gr.update(maximum=size, value=min(int(current), size))
 
         beam_size.change(on_beam_size, [beam_size, n_best], n_best, api_visibility="undocumented")
-        method.change(on_method, method, [beam_size, n_best, length_penalty, temperature, top_k, top_p, seed,
-                                          sampling_help],
+        method.change(on_method, method, [beam_size, n_best, length_penalty, *sampling_controls],
                       api_visibility="undocumented")
 
         def on_model(name):
@@ -413,16 +470,17 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             # a new model: the last translation was another model's, so it must not stay on screen
             empty_choice = gr.update(choices=[], value=None)
             return (None, None, None, "", None, empty_choice, None, empty_choice, None, None, None, None,
-                    _note(""), gr.update(value=None, visible=False), "", *emptied_on_server(), None)
+                    _note(""), gr.update(value=None, visible=False), "", None, gr.update(), None,
+                    *emptied_on_server())
 
         model.change(on_model, model, [examples, length_penalty], api_visibility="undocumented").then(
-            clear_outputs, None, [*outputs, trace_json], api_visibility="undocumented").then(
+            clear_outputs, None, outputs, api_visibility="undocumented").then(
             lambda: (None, "", None, "", None, None), None,
             [score_state, score_summary, scored_tokens, model_best, scored_table, continued],
             api_visibility="undocumented")
         # an example is a sentence to translate: fill the box and translate it
         after_run(examples.click(lambda sample: sample[0], examples, text, api_visibility="undocumented").then(
-            run, [text, model, open_tab, *controls], outputs, api_visibility="undocumented"))
+            run, run_inputs, outputs, api_visibility="undocumented"))
 
         def serve_translate(request: Request) -> tuple[str, dict]:
             trace = _guarded(translate_request, registry, request)
