@@ -463,3 +463,97 @@ def test_an_open_attention_tab_shows_each_new_translations_attention(page_url, b
                                arg=labels, timeout=15_000)
         seen.append(labels)
     assert seen[0] != seen[1]
+
+
+def _sampling_page(browser, url, registry, viewport=(1280, 900)):
+    """A page translating the default sentence by sampling (from a link), its live chart drawn,
+    and a list that collects the requests it sends to the queue."""
+    page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    joins = []
+    page.on("request", lambda r: joins.append(r.url) if "/queue/join" in r.url else None)
+    from urllib.parse import quote
+
+    page.goto(f"{url}?method=sample&text={quote(_source_sentence(registry))}")
+    page.wait_for_selector(".s2s-live table", timeout=30_000)
+    page.wait_for_timeout(500)
+    return page, joins
+
+
+def test_a_dragged_slider_redraws_the_chart_without_a_request_and_its_release_redecodes(page_url, browser):
+    url, registry = page_url
+    page, joins = _sampling_page(browser, url, registry)
+    # look at step 1, then drag the temperature slider with the real mouse
+    page.locator("#step input").click()
+    page.get_by_role("option").nth(1).click()
+    page.wait_for_function("() => document.querySelector('.s2s-live-head').innerText.startsWith('Step 1')")
+    page.wait_for_timeout(500)
+    before_drag, chart = len(joins), page.inner_text(".s2s-live")
+    slider = page.locator("#controls input[type=range]").first
+    box = slider.bounding_box()
+    y = box["y"] + box["height"] / 2
+    x_at = lambda t: box["x"] + box["width"] * (t - 0.05) / (5.0 - 0.05)  # noqa: E731
+    page.mouse.move(x_at(1.0), y)
+    page.mouse.down()
+    draws = page.evaluate("S2SLive.draws")
+    for t in (1.5, 2.0, 2.5, 3.0):
+        page.mouse.move(x_at(t), y)
+        page.wait_for_timeout(80)
+    assert page.evaluate("S2SLive.draws") >= draws + 3
+    assert page.inner_text(".s2s-live") != chart  # the chart answered the hand
+    assert len(joins) == before_drag  # and asked the server nothing
+    status = page.inner_text("#status")
+    page.mouse.up()
+    page.wait_for_function("s => document.querySelector('#status').innerText !== s", arg=status, timeout=30_000)
+    page.wait_for_timeout(800)
+    assert len(joins) == before_drag + 1  # one release, one request
+    assert page.inner_text(".s2s-live-head").startswith("Step 1")  # the step the visitor chose stays
+
+
+def test_three_samples_differ_and_a_pinned_seed_repeats(page_url, browser):
+    url, registry = page_url
+    page, _ = _sampling_page(browser, url, registry)
+    outputs, seeds = [], []
+    for _ in range(3):
+        status = page.inner_text("#status")
+        page.click("#translate")
+        page.wait_for_function("s => document.querySelector('#status').innerText !== s", arg=status,
+                               timeout=30_000)
+        outputs.append(page.inner_text("#status"))
+        seeds.append(page.locator("#seed input").input_value())
+    assert len(set(seeds)) == 3 and all(seeds)  # a fresh seed each time, shown in its box
+    page.locator("#pin-seed input").check()
+    translations = []
+    for _ in range(2):
+        page.click("#translate")
+        page.wait_for_timeout(1500)
+        translations.append(page.inner_text("#translation"))
+    assert page.locator("#seed input").input_value() == seeds[-1]
+    assert translations[0] == translations[1]
+
+
+def test_beam_size_one_and_every_sampler_at_its_end_show_no_error(page_url, browser):
+    url, registry = page_url
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    from urllib.parse import quote
+
+    text = quote(_source_sentence(registry))
+    for query in ("method=beam&beam_size=1&n_best=1", "method=sample&temperature=0.05&top_k=1&top_p=0.01&min_p=1",
+                  "method=sample&temperature=5&top_k=0&typical_p=0.01&epsilon_cutoff=0.02&eta_cutoff=0.02"
+                  "&repetition_penalty=3", "method=sample&top_k=500&epsilon_cutoff=0.5"):
+        page.goto(f"{url}?{query}&text={text}")
+        page.wait_for_selector(".s2s-live table", timeout=30_000)
+        page.wait_for_timeout(300)
+        assert page.locator(".toast-body, [data-testid='toast-body']").count() == 0, query
+        assert page.inner_text("#translation").strip(), query
+
+
+def test_on_a_phone_the_controls_and_the_chart_are_in_view_together(page_url, browser, tmp_path):
+    url, registry = page_url
+    page, _ = _sampling_page(browser, url, registry, viewport=(390, 844))
+    page.locator(".s2s-live table").scroll_into_view_if_needed()
+    chart = page.locator(".s2s-live table").bounding_box()
+    slider = page.locator("#controls input[type=range]").first
+    controls = page.locator("#controls").bounding_box()
+    assert chart["y"] < 844 and chart["y"] + 40 < controls["y"]  # the chart's top rows above the sheet
+    assert controls["y"] + 40 < 844 and slider.is_visible()
+    page.screenshot(path=str((_shots() or tmp_path) / "phone-live.png"))

@@ -33,9 +33,14 @@ PAGE_CSS = """
 @media (max-width: 640px) {
   #beam-tree { overflow-x: auto; }
   #beam-tree [data-testid="plotly"] { width: 760px; }
-  /* the controls stay at hand as a sheet at the bottom of the screen while the chart is in view */
-  #controls { position: sticky; bottom: 0; z-index: 20; max-height: 36vh; overflow-y: auto;
-              background: var(--background-fill-primary); border-top: 2px solid #93c5fd; }
+  /* the controls stay at hand as a sheet at the bottom of the screen while the chart is in view;
+     the page gets room below its end to scroll everything above the sheet */
+  #controls { position: fixed; left: 0; right: 0; bottom: 0; z-index: 20; max-height: 30vh; overflow-y: auto;
+              padding: 4px 8px; background: var(--background-fill-primary); border-top: 2px solid #93c5fd;
+              display: flex; flex-direction: column !important; flex-wrap: nowrap !important; }
+  #controls > * { flex: 0 0 auto; }
+  .gradio-container { padding-bottom: 32vh !important; }
+  #controls .sampler-help { display: none; }
 }
 /* beside the chart on a wide screen, the controls follow the page as it scrolls */
 @media (min-width: 641px) {
@@ -94,7 +99,8 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                 length_penalty = gr.Slider(*BOUNDS["length_penalty"], value=_tuned_lp(registry, registry.default),
                                            step=0.1,
                                            label="Length penalty α (GNMT; 0 = off)")
-                with gr.Accordion("How the samplers work", open=False, visible=False) as sampling_help:
+                with gr.Accordion("How the samplers work", open=False, visible=False,
+                                  elem_classes=["sampler-help"]) as sampling_help:
                     gr.Markdown(SAMPLING_HELP)
                 temperature = gr.Slider(*BOUNDS["temperature"], value=1.0, step=0.05, label="Temperature",
                                         visible=False)
@@ -314,6 +320,10 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             # a shared link's model, text, settings and forced tokens; anything invalid in it is
             # ignored. A link's seed is pinned: it reproduces the sample it was made from.
             values = links.read_query(dict(request.query_params) if request else {}, registry.names)
+            # a value the API takes but the page's slider cannot show (top-k 500) is left out too
+            values = {name: value for name, value in values.items() if name not in widgets
+                      or not isinstance(widgets[name], gr.Slider)
+                      or widgets[name].minimum <= value <= widgets[name].maximum}
             by_name = {"model": model, "text": text, **widgets}
             return [gr.update(value=values[name]) if name in values else gr.update() for name in by_name] + \
                 [bool(values.get("text")), values.get("forced_prefix"), "seed" in values]
@@ -455,7 +465,8 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         def on_beam_size(size, current):
             # n-best can be at most the beam size: the slider says so instead of an error later
             size = int(size)
-            return gr.update(maximum=size, value=min(int(current), size))
+            # a slider needs its maximum above its minimum: at beam size 1 it stays at 1, fixed
+            return gr.update(maximum=max(size, 2), value=min(int(current), size), interactive=size > 1)
 
         beam_size.change(on_beam_size, [beam_size, n_best], n_best, api_visibility="undocumented")
         method.change(on_method, method, [beam_size, n_best, length_penalty, *sampling_controls],

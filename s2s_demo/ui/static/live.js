@@ -278,7 +278,7 @@
       : '<span class="key model"></span> the model · <span class="key final"></span> what the method chose from';
     box.innerHTML = `<div class="s2s-live-head">Step ${data.step}: ${escapeText(pieceLabel(data.piece))} · ${accuracy}</div>` +
       `<div class="s2s-live-legend">${legend}</div>` +
-      `<table><thead><tr><th>token</th><th></th><th>model</th><th>${sampling ? "sampled from" : "used"}</th></tr></thead><tbody>${rows.join("")}</tbody></table>` +
+      `<table><thead><tr><th>token</th><th></th><th>model</th><th>${sampling ? "sampled" : "used"}</th></tr></thead><tbody>${rows.join("")}</tbody></table>` +
       (data.finished && data.finished.length ? renderBeam(data.finished, s.length_penalty) : "");
     return result;
   }
