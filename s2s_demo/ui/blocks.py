@@ -1,11 +1,9 @@
-"""The Gradio Blocks of the demo. Handlers only call the request functions of
+"""The page: its layout and events. Handlers only call the request functions of
 ``s2s_demo.ui.request`` and render the dicts they return; the API endpoints return those same dicts."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import logging
 
 import gradio as gr
 
@@ -13,13 +11,13 @@ from .. import internals
 from ..settings import BOUNDS, PAGE_SAMPLING_TOP_K, DecodeSettings
 from ..translator import MAX_CHARS
 from . import links, render
+from .api import guarded as _guarded, register_api
 from .live_view import LIVE_CSS, LIVE_SETTINGS, ON_LOAD, REDRAW_JS, step_payload
 from .registry import ModelRegistry
 from .. import attribution
-from .request import (CONTROLS, Request, RequestError, same_request, api_description, api_function,
-                      attribute_request, compare_request, neighbours_request, score_request, translate_request)
+from .request import (CONTROLS, Request, same_request, attribute_request, compare_request, neighbours_request,
+                      score_request, translate_request)
 
-log = logging.getLogger(__name__)
 DEFAULTS = DecodeSettings()
 INTRO = """# Look inside an LSTM translator
 A BiLSTM encoder bridged into an LSTM decoder with attention, trained on **Multi30k image captions**
@@ -493,89 +491,8 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         after_run(examples.click(lambda sample: sample[0], examples, text, api_visibility="undocumented").then(
             run, run_inputs, outputs, api_visibility="undocumented"))
 
-        def serve_translate(request: Request) -> tuple[str, dict]:
-            trace = _guarded(translate_request, registry, request)
-            return trace["translation"], trace
-
-        _endpoint(serve_translate, "translate", tuple(f.name for f in dataclasses.fields(Request)),
-                  "Translate text and return everything the page shows.",
-                  "[translation, trace]: the best hypothesis as text, and the trace (steps with the top "
-                  "candidates of the model's and the method's distributions and attention, n-best hypotheses, "
-                  "beam tree and best_path, familiarity, length_capped, seed, timings)", tuple[str, dict])
-        _endpoint(lambda request: _guarded(compare_request, registry, request), "compare",
-                  tuple(f.name for f in dataclasses.fields(Request) if f.name not in ("forced_prefix", "internals")),
-                  "Translate text with the given model and every other model that reads its language.",
-                  "one row per model: model, pair, tgt_lang, description, translation, score, logprob, "
-                  "tokens, search_ms, rank (by score among the models of the same target language)", list[dict])
-
-        def api_score(text: str, reference: str, model: str | None = None) -> dict:
-            return _guarded(score_request, registry, Request(text, model), reference)
-
-        gr.api(api_score, api_name="score", api_description=(
-            "Score a translation of text with a model (teacher forcing), under its tuned beam-search settings. "
-            "Parameters: text: the source sentence; reference: your translation of it (1 to 1000 characters); "
-            "model: a name from /models (default: the first model). Returns: pieces, token_ids, probs and "
-            "ranks (1 = the model's own first choice) per token of the reference, EOS last; logprob and score "
-            "(length-normalised as the settings do); best_translation, best_logprob, best_score; "
-            "first_difference: the first step whose reference token is not the model's choice, or null."))
-
-        def api_attribute(text: str, model: str | None = None, steps: int = attribution.DEFAULT_STEPS) -> dict:
-            return _guarded(attribute_request, registry, Request(text, model), steps)
-
-        gr.api(api_attribute, api_name="attribute", api_description=(
-            "Attribute each token of a model's translation of text (its tuned beam search) to the source pieces: "
-            "gradients of the token's log-prob with respect to the source embeddings, summed per piece. "
-            f"Parameters: text: the source sentence; model: a name from /models (default: the first model); "
-            f"steps: integrated gradients' steps, 1 to {attribution.MAX_STEPS} (default {attribution.DEFAULT_STEPS}). "
-            "Returns: source_pieces, target_pieces (EOS last), token_ids, translation; input_x_gradient and "
-            "integrated_gradients (one row per target token, one value per source piece); attention (same "
-            "shape, or null); agreement: per method, the share of tokens whose top piece is attention's; "
-            "completeness: f_input, f_baseline, ig_sum, relative_gap per token and max_relative_gap; steps, "
-            "baseline, ms (attribution) and total_ms (search included)."))
-
-        def api_neighbours(text: str, model: str | None = None, k: int = 5) -> dict:
-            return _guarded(neighbours_request, registry, Request(text, model), k)
-
-        gr.api(api_neighbours, api_name="neighbours", api_description=(
-            "The training examples nearest to text and to each step of a model's translation of it (its tuned "
-            "beam search), by cosine similarity in the model's own states (PCA-reduced). Parameters: text: the "
-            "source sentence; model: a name from /models (default: the first model); k: examples per query, 1 "
-            "to 20 (default 5). Returns: sentences (source, target, similarity); steps: per target token, k "
-            "training examples (source, target, pieces, position of the token chosen from the nearest state, "
-            "similarity); trajectory: path (the decoder states in the plane of the training states' first two "
-            "principal components), neighbours (each step's nearest states in that plane), background (a "
-            "sample of training states); similarity: sentence and mean state similarity, their floors from "
-            "validation data, far; target_pieces, token_ids, translation, ms."))
-
-        def api_models() -> list[dict]:
-            """The loaded models: name, language pair, description."""
-            return [{"name": n, "pair": t.pair, "description": t.description,
-                     "src_lang": t.model.config.src_lang, "tgt_lang": t.model.config.tgt_lang}
-                    for n, t in registry.translators.items()]
-
-        gr.api(api_models, api_name="models")
+        register_api(registry)
     return demo
-
-
-def _endpoint(handler, name: str, fields: tuple[str, ...], summary: str, returns: str, return_type) -> None:
-    """An API endpoint taking ``Request``'s ``fields``, described on the API page."""
-    gr.api(api_function(handler, fields, summary, returns, return_type), api_name=name,
-           api_description=api_description(fields, summary, returns))
-
-
-def _guarded(request, *args, labels: dict[str, str] | None = None):
-    """Run a request function; its RequestError becomes the message the visitor sees, the
-    setting at fault named by its control's label on the page (``labels``), by its API name
-    through the API."""
-    try:
-        return request(*args)
-    except RequestError as err:
-        # a refused request is the visitor's to fix, not a server fault: one log line, no traceback
-        log.info("refused request: %s", err)
-        message = str(err)
-        if labels and err.field in labels and message.startswith(f"{err.field}:"):
-            message = f"{labels[err.field]}:{message[len(err.field) + 1:]}"
-        raise gr.Error(message, print_exception=False) from err
 
 
 def _link(trace: dict, request: gr.Request) -> str:
