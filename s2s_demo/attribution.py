@@ -45,7 +45,7 @@ def _pre_outputs(model: Seq2Seq, embedded: torch.Tensor, src: torch.Tensor, tgt_
 
 def _log_probs(model: Seq2Seq, pre: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """pre-outputs (..., O) and tokens (...) -> the tokens' log-probs (...)."""
-    log_probs = torch.log_softmax(model.logits(pre), dim=-1)
+    log_probs = model.calibration.log_probs(model.logits(pre))  # the probabilities the page shows
     return log_probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
 
 

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .calibration import Calibration, CalibrationError
+
 ATTENTION_KINDS = ("none", "dot", "general", "additive")
 
 
@@ -44,6 +46,9 @@ class ModelConfig:
     src_lang: str = "src"
     tgt_lang: str = "tgt"
     temperature: float = 1.0
+    # the fitted map from logits to the probabilities every view shows (s2s_demo.calibration);
+    # None: the identity
+    calibration: dict | None = None
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -57,6 +62,10 @@ class ModelConfig:
         if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) \
                 or not 0.05 <= self.temperature <= 20:
             raise ConfigError(f"temperature must be a number in [0.05, 20], got {self.temperature!r}")
+        try:
+            Calibration.from_config(self.calibration)
+        except CalibrationError as err:
+            raise ConfigError(str(err)) from err
         for name in ("dropout", "emb_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")

@@ -214,7 +214,7 @@ class _Search:
             raw, attn, constrained, processed, used = self._step(t, needs_used)
             proposal = self.strategy.propose(processed, raw, self.scores, self.single_parent)
             if self.recorder is not None:
-                self.recorder.hold_constrained(constrained)
+                self.recorder.hold_step(constrained, self.state.network)
             self._advance(t, raw, used, attn, t < len(s.forced_prefix), *proposal)
             if bool(self.done.all()):
                 break

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .model import DecoderState, Seq2Seq
+from .model import DecoderState, Seq2Seq, calibrated
 from .runtime import RELEVANT_FLAGS, cpu_flags
 
 ARITHMETICS = ("float32", "bfloat16", "float16", "int8")
@@ -232,9 +232,10 @@ class InferenceEngine:
             attn = weights.squeeze(1)
             out = torch.cat([out, context.squeeze(1)], dim=1)
         pre = torch.tanh(self.combine(out))
-        log_probs = torch.log_softmax(self.generator(pre), dim=-1)
+        log_probs, network = calibrated(self.model.calibration, self.generator(pre))
         feed = pre if self.config.input_feeding else None
-        return log_probs, attn, DecoderState(h, c, feed, state.memory, state.keys, state.src_mask, state.padded)
+        return log_probs, attn, DecoderState(h, c, feed, state.memory, state.keys, state.src_mask, state.padded,
+                                             network)
 
 
     def decoder_states(self, tgt_in: torch.Tensor, state: DecoderState) -> torch.Tensor:

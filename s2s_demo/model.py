@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from .calibration import Calibration
 from .config import ModelConfig
 
 
@@ -34,6 +35,8 @@ class DecoderState:
     keys: torch.Tensor | None
     src_mask: torch.Tensor
     padded: bool = True
+    # the last step's uncalibrated log-probs (N, V), where calibration changed them (else None)
+    network: torch.Tensor | None = None
 
     def select(self, rows: torch.Tensor, memory_rows: torch.Tensor | None = None) -> "DecoderState":
         """Keep/reorder rows ``rows`` (N',) of the recurrent state.
@@ -92,6 +95,7 @@ class Seq2Seq(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = cfg = config
+        self.calibration = Calibration.from_config(cfg.calibration)
         self.src_embed = nn.Embedding(cfg.src_vocab_size, cfg.emb_size, padding_idx=cfg.pad_id)
         self.tgt_embed = nn.Embedding(cfg.tgt_vocab_size, cfg.emb_size, padding_idx=cfg.pad_id)
         self.emb_dropout = nn.Dropout(cfg.emb_dropout)
@@ -235,7 +239,7 @@ class Seq2Seq(nn.Module):
         attention (N, S) or None, and the new state. The reference step (nn.LSTM, autograd);
         decoding runs ``s2s_demo.inference.InferenceEngine.step``, the same maths on packed weights."""
         pre, attn, new_state = self._decode(prev_tokens.unsqueeze(1), state)
-        log_probs = torch.log_softmax(self.logits(pre.squeeze(1)), dim=-1)
+        log_probs, new_state.network = calibrated(self.calibration, self.logits(pre.squeeze(1)))
         return log_probs, (attn.squeeze(1) if attn is not None else None), new_state
 
     def decoder_states(self, tgt_in: torch.Tensor, state: DecoderState) -> torch.Tensor:
@@ -261,6 +265,14 @@ def _rows(layer, x: torch.Tensor) -> torch.Tensor:
     if isinstance(layer, nn.Module):
         return layer(x)
     return layer(x.reshape(-1, x.size(-1))).view(*x.shape[:-1], -1)
+
+
+def calibrated(calibration: Calibration, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """logits (N, V) -> the calibrated log-probs (N, V) every view shows, and the network's own
+    (N, V) where calibration changes them, else None."""
+    if calibration.identity:
+        return torch.log_softmax(logits, dim=-1), None
+    return calibration.log_probs(logits), torch.log_softmax(logits, dim=-1)
 
 
 def sequence_log_prob(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,

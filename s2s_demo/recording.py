@@ -21,7 +21,9 @@ class StepRecord:
     hypothesis came from; ``raw_entropy``/``used_entropy``: their entropies; ``attention``:
     (S,) or None; ``cut_mass``: the model's probability mass on the tokens the method could
     not pick (banned, forced away, or removed by top-k / top-p); ``live``: what the page needs
-    to redo sampling's chain at this step (``s2s_demo.live``), None where it was not kept.
+    to redo sampling's chain at this step (``s2s_demo.live``), None where it was not kept;
+    ``network_logprob``: the chosen token's log-prob before calibration (None where calibration
+    is the identity or the rows were not kept).
     """
 
     raw_top: tuple[torch.Tensor, torch.Tensor]
@@ -32,6 +34,7 @@ class StepRecord:
     forced: bool
     cut_mass: float = 0.0
     live: dict | None = None
+    network_logprob: float | None = None
 
 
 def entropy(log_probs: torch.Tensor) -> torch.Tensor:
@@ -57,7 +60,8 @@ class Recorder:
         self.top_n, self.width = top_n, width
         self.live_top_n, self.temperatures = live_top_n, temperatures
         self.constrained: list[torch.Tensor | None] = []  # (W, V) per step, for the live payloads
-        self.pending_constrained: torch.Tensor | None = None
+        self.network: list[torch.Tensor | None] = []  # (W, V) uncalibrated log-probs per step, if any
+        self.pending: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)
         self.held: list[tuple[torch.Tensor, torch.Tensor]] = []  # raw, used (W, V) per step
         self.summaries: list[tuple[torch.Tensor, ...]] = []      # per step, when over budget
         self.held_floats = 0
@@ -69,8 +73,9 @@ class Recorder:
         """raw/used (W, V), attn (W, S) or None; candidates: parents, tokens, scores, valid,
         finishing (each (1, C)) and chosen, alive_ok (each (1, W))."""
         self.held.append((raw, used))
-        self.constrained.append(self.pending_constrained)
-        self.pending_constrained = None
+        self.constrained.append(self.pending[0])
+        self.network.append(self.pending[1])
+        self.pending = (None, None)
         self.attention.append(attn)
         self.forced.append(forced)
         self.candidates.append(candidates)
@@ -78,10 +83,10 @@ class Recorder:
         if self.held_floats > self.BUDGET:
             self._summarise_held()
 
-    def hold_constrained(self, constrained: torch.Tensor) -> None:
-        """The next step's scores after the constraints (W, V); only a reference is kept."""
-        if self.live_top_n:
-            self.pending_constrained = constrained
+    def hold_step(self, constrained: torch.Tensor, network: torch.Tensor | None) -> None:
+        """The next step's scores after the constraints and its uncalibrated log-probs (each
+        (W, V) or None); only references are kept."""
+        self.pending = (constrained if self.live_top_n else None, network)
 
     def _summarise(self, raws: list[torch.Tensor], useds: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """k raw and k used (..., V) rows -> top values, ids (2, k, ..., n), entropies (2, k, ...)
@@ -98,6 +103,7 @@ class Recorder:
         self.summaries.extend((values[:, i], ids[:, i], entropies[:, i], cut[i]) for i in range(len(raws)))
         self.held, self.held_floats = [], 0
         self.constrained = [None] * len(self.constrained)  # no live payloads for the summarised steps
+        self.network = [None] * len(self.network)
 
     def path_steps(self, slots: list[int], tokens: list[int]) -> list[StepRecord]:
         """StepRecords of the hypothesis whose token t, ``tokens[t]``, came from beam row ``slots[t]``."""
@@ -120,6 +126,9 @@ class Recorder:
                                       used_entropy, attn[slot] if attn is not None else None,
                                       self.forced[t], float(cut)))
         self._add_live(records, slots, tokens)
+        for t, record in enumerate(records):
+            if self.network[t] is not None:
+                record.network_logprob = float(self.network[t][slots[t], tokens[t]])
         return records
 
     def _add_live(self, records: list[StepRecord], slots: list[int], tokens: list[int]) -> None:

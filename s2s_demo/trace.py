@@ -46,6 +46,9 @@ class Step:
     cut_mass: float = 0.0
     # the scores the page redoes sampling's chain from, in the browser (s2s_demo.live)
     live: dict | None = None
+    # the chosen token's probability in the network's own softmax, before calibration
+    # (s2s_demo.calibration); None where the model has no calibration
+    network_prob: float | None = None
 
 
 @dataclass
@@ -98,6 +101,8 @@ class Trace:
     best_path: list[int] = field(default_factory=list)
     # the LSTM's gates, cells and bridge along the best hypothesis (s2s_demo.internals), on request
     internals: dict | None = None
+    # the fitted calibration every probability went through (s2s_demo.calibration)
+    calibration: dict = field(default_factory=dict)
     # the temperatures at which each step's live payload sums the rest of the vocabulary
     live_temperatures: list[float] = field(default_factory=lambda: [1.0])
 
@@ -162,7 +167,7 @@ def _hypothesis_view(hyp: Hypothesis, tokenizer: TokenizerPair) -> HypothesisVie
 def build_trace(result: SearchResult, tokenizer: TokenizerPair, *, model_name: str, source: str,
                 source_ids: list[int], settings: dict, timings_ms: dict, length_cap: int | None = None,
                 inference_dtype: str = "float32", familiarity: dict | None = None,
-                internals: dict | None = None) -> Trace:
+                internals: dict | None = None, calibration: dict | None = None) -> Trace:
     """Turn a recorded SearchResult (one sentence) into a Trace. ``length_cap``: the search's
     most output tokens, to tell an output the cap ended from one the model ended; the rest
     go into the Trace's fields of those names."""
@@ -184,6 +189,7 @@ def build_trace(result: SearchResult, tokenizer: TokenizerPair, *, model_name: s
                 entropy=rec.used_entropy, model_entropy=rec.raw_entropy,
                 top=top, model_top=model_top, attention=attn, cut_mass=round(rec.cut_mass, 6),
                 live=_with_pieces(rec.live, tokenizer),
+                network_prob=math.exp(rec.network_logprob) if rec.network_logprob is not None else None,
             ))
     capped = bool(steps and length_cap and len(steps) >= length_cap
                   and steps[-1].model_top and steps[-1].model_top[0].token_id != tokenizer.eos_id)
@@ -199,5 +205,5 @@ def build_trace(result: SearchResult, tokenizer: TokenizerPair, *, model_name: s
                  hypotheses=hyps, beam_nodes=nodes, seed=result.seed,
                  target_vocab_size=tokenizer.tgt_vocab_size, timings_ms=timings_ms, length_capped=capped,
                  best_path=list(result.best_path), inference_dtype=inference_dtype, familiarity=familiarity,
-                 internals=internals,
+                 internals=internals, calibration=calibration or {},
                  live_temperatures=list(TEMPERATURES) if settings.get("method") == "sample" else [1.0])

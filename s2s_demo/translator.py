@@ -132,7 +132,8 @@ class Translator:
         trace = build_trace(result, self.tokenizer, model_name=self.name, source=text, source_ids=ids,
                             settings=settings.to_dict(), timings_ms=timings, length_cap=cap,
                             inference_dtype=self.engine.arithmetic,
-                            familiarity=self._familiarity(text, ids, settings, result), internals=recorded)
+                            familiarity=self._familiarity(text, ids, settings, result), internals=recorded,
+                            calibration=self.model.calibration.to_dict())
         timings["total_ms"] = round((time.perf_counter() - start) * 1000, 2)
         return trace
 

@@ -89,3 +89,57 @@ def test_record_writes_results_and_one_card_section(tmp_path, toy_tokenizer, toy
     assert text.count(calibration.CARD_SECTION) == 1
     assert text.index("## Results") < text.index(calibration.CARD_SECTION) < text.index("## Model")
     assert f"| ECE of the top-1 token (15 bins) | {figures['ece']:.4f} |" in text
+
+
+CALIBRATED = {"temperature": 1.3, "floor": 0.002, "floor_keep": 0.01}
+
+
+def test_a_calibration_removes_the_floor_keeps_the_order_and_every_log_prob_finite():
+    from s2s_demo.calibration import Calibration
+
+    logits = torch.tensor([[4.0, 2.0, 0.0, -3.0, -9.0]])
+    fitted = Calibration(**CALIBRATED)
+    q = fitted.log_probs(logits).exp()[0]
+    p = torch.softmax(logits / 1.3, -1)[0]
+    weights = torch.maximum(p - 0.002, 0.01 * p)  # by hand: the floor off, a token below it keeps 1%
+    torch.testing.assert_close(q, weights / weights.sum())
+    assert torch.equal(q.argsort(), p.argsort()) and bool((q > 0).all())
+    assert Calibration.from_config(None).identity
+
+
+@pytest.mark.parametrize("bad, field", [({"temperature": 1.2, "floor": 0.001}, "calibration.floor_keep is missing"),
+                                        ({**CALIBRATED, "floor": -0.1}, "calibration.floor must be"),
+                                        ({**CALIBRATED, "temperature": "hot"}, "calibration.temperature must be"),
+                                        ("1.2", "calibration must be an object")])
+def test_a_bad_calibration_in_config_json_is_named_at_load(tmp_path, toy_tokenizer, toy_tokenizer_dir, bad, field):
+    folder = hub.save_folder(make_model(toy_tokenizer), toy_tokenizer_dir, tmp_path / "m")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "calibration": bad}))
+    with pytest.raises(hub.ModelLoadError, match=field):
+        hub.load(folder)
+
+
+def test_the_calibrated_probability_is_one_number_everywhere(tmp_path, toy_tokenizer, toy_tokenizer_dir,
+                                                               toy_sentences):
+    """The page and the API (the trace), scoring a reference and teacher forcing give one
+    probability for a token; the network's own stays in the trace as network_prob."""
+    from s2s_demo.decoding import teacher_forced_log_probs
+    from s2s_demo.settings import DecodeSettings
+
+    model = make_model(toy_tokenizer)
+    model.config.calibration = CALIBRATED
+    folder = hub.save_folder(model, toy_tokenizer_dir, tmp_path / "m")
+    translator = hub.load(folder)
+    assert not translator.model.calibration.identity
+    text = toy_sentences[0]
+    trace = translator.translate(text, DecodeSettings(method="greedy"))
+    scored = translator.score_reference(text, trace.translation or "a", DecodeSettings(method="greedy"))
+    forced = teacher_forced_log_probs(translator.engine, translator.source_ids(text), scored["token_ids"]).exp()
+    first = trace.steps[0]
+    assert scored["token_ids"][0] == first.token_id
+    assert scored["probs"][0] == pytest.approx(first.model_prob, abs=1e-5)
+    assert float(forced[0, first.token_id]) == pytest.approx(first.model_prob, abs=1e-5)
+    assert first.network_prob is not None and first.network_prob != pytest.approx(first.model_prob, abs=1e-4)
+    assert trace.to_dict()["calibration"] == CALIBRATED
+    plain = hub.load(hub.save_folder(make_model(toy_tokenizer), toy_tokenizer_dir, tmp_path / "plain"))
+    assert plain.translate(text).steps[0].network_prob is None  # no calibration: one distribution
