@@ -15,7 +15,8 @@ from s2s_demo import hub
 from s2s_demo.inference import unsupported_reason
 from s2s_demo.settings import DecodeSettings
 from s2s_demo.translator import Translator
-from s2s_demo.ui.blocks import build_demo, compare_request
+from s2s_demo.ui.blocks import build_demo
+from s2s_demo.ui.request import compare_request
 from s2s_demo.ui.request import Request
 from s2s_demo.ui.registry import ModelRegistry
 
@@ -211,7 +212,7 @@ def test_broken_model_folder_is_skipped_with_reason(model_dirs, tmp_path):
 
 
 def test_registry_loads_with_the_inference_dtype(model_dirs, toy_sentences):
-    from s2s_demo.ui.blocks import _timing
+    from s2s_demo.ui.views.translation import status_line
 
     # float16 runs on every x86-64 CPU with AVX2 (fbgemm); the page names it
     if unsupported_reason("float16"):
@@ -219,9 +220,9 @@ def test_registry_loads_with_the_inference_dtype(model_dirs, toy_sentences):
     registry = ModelRegistry.discover(model_dirs, extra="", inference_dtype="float16")
     trace = registry.get("toy-attn").translate(toy_sentences[0]).to_dict()
     assert trace["inference_dtype"] == "float16"
-    assert "· float16 matmuls" in _timing(trace)
+    assert "· float16 matmuls" in status_line(trace)
     exact = ModelRegistry.discover(model_dirs, extra="").get("toy-attn").translate(toy_sentences[0]).to_dict()
-    assert "matmuls" not in _timing(exact)
+    assert "matmuls" not in status_line(exact)
 
 
 def test_bad_inference_dtype_setting_is_named():
@@ -233,20 +234,21 @@ def test_bad_inference_dtype_setting_is_named():
 
 
 def test_status_line_names_the_seed_of_a_sample_and_a_length_cap(registry, toy_sentences):
-    from s2s_demo.ui.blocks import _timing, translate_request
+    from s2s_demo.ui.request import translate_request
+    from s2s_demo.ui.views.translation import status_line
 
     sampled = translate_request(registry, Request(toy_sentences[0], None, method="sample", seed=None))
-    assert sampled["seed"] is not None and f"seed {sampled['seed']}" in _timing(sampled)
+    assert sampled["seed"] is not None and f"seed {sampled['seed']}" in status_line(sampled)
     again = translate_request(registry, Request(toy_sentences[0], None, method="sample", seed=sampled["seed"]))
     assert again["translation"] == sampled["translation"]  # the shown seed reproduces the sample
     beam = translate_request(registry, Request(toy_sentences[0], None, method="beam"))
-    assert "seed" not in _timing(beam)
-    assert "length cap" in _timing({**beam, "length_capped": True})
-    assert "length cap" not in _timing({**beam, "length_capped": False})
+    assert "seed" not in status_line(beam)
+    assert "length cap" in status_line({**beam, "length_capped": True})
+    assert "length cap" not in status_line({**beam, "length_capped": False})
 
 
 def test_a_forced_prefix_given_as_one_string_is_one_piece(registry, toy_sentences):
-    from s2s_demo.ui.blocks import translate_request
+    from s2s_demo.ui.request import translate_request
 
     plain = translate_request(registry, Request(toy_sentences[0], "toy-attn", method="greedy"))
     piece = plain["steps"][1]["piece"]  # a real target piece, forced at step 0

@@ -72,7 +72,7 @@ def _python(row: torch.Tensor, previous: list[int], settings: dict) -> torch.Ten
 
 def test_the_browser_redoes_the_sampling_chain_as_python_does(page):
     rng = random.Random(7)
-    exact = approximate = 0
+    exact = bounded = 0
     for case in range(200):
         row = _row(rng)
         tokens = [rng.randrange(3, VOCAB) for _ in range(rng.randint(1, 6))]
@@ -83,15 +83,14 @@ def test_the_browser_redoes_the_sampling_chain_as_python_does(page):
         want = [float(expected[i]) for i in payload["ids"]]
         want_rest = 1.0 - sum(want)
         errors = [abs(a - b) for a, b in zip(got["final"], want)] + [abs(got["restFinal"] - want_rest)]
-        if got["exact"]:
-            exact += 1
-            assert max(errors) < 1e-5, (case, settings, max(errors))
-            # what the chart says a cut removed, Python removed
-            assert all(want[i] == 0.0 for i, cut in enumerate(got["cutBy"]) if cut), (case, settings)
-        else:
-            approximate += 1
-            assert max(errors) <= got["bound"] + 1e-5, (case, settings, max(errors), got["bound"])
-    assert exact >= 50, (exact, approximate)
+        exact += got["exact"]
+        bounded += not got["exact"] and got["bound"] < 1
+        # exact: Python's figures within 1e-5; approximate: within the bound the script states
+        tolerance = 1e-5 if got["exact"] else got["bound"] + 1e-5
+        assert max(errors) <= tolerance, (case, settings, max(errors), got["exact"], got["bound"])
+        # what the chart says a cut removed, Python removed (where it says it is exact)
+        assert not got["exact"] or all(want[i] == 0.0 for i, cut in enumerate(got["cutBy"]) if cut), case
+    assert exact >= 50 and bounded >= 10, (exact, bounded)
 
 
 def test_the_model_column_is_the_constrained_softmax(page):

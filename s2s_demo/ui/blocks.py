@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 
 import gradio as gr
 
@@ -12,7 +11,8 @@ from ..settings import BOUNDS, PAGE_SAMPLING_TOP_K, DecodeSettings
 from ..translator import MAX_CHARS
 from . import links, render
 from .api import guarded as _guarded, register_api
-from .live_view import LIVE_CSS, LIVE_SETTINGS, ON_LOAD, REDRAW_JS, step_payload
+from .live_view import LIVE_CSS, LIVE_SETTINGS, ON_LOAD, REDRAW_JS
+from .views import steps as steps_view, translation as translation_view
 from .registry import ModelRegistry
 from .. import attribution
 from .request import (CONTROLS, Request, same_request, attribute_request, compare_request, neighbours_request,
@@ -252,15 +252,12 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             request = Request(text_value, model_value, **values, forced_prefix=forced_prefix)
             trace = _guarded(translate_request, registry, request, labels=labels)
             # the step the visitor was looking at stays selected (the last one, if the output is shorter)
-            index = min(int(step_value or 0), len(trace["steps"]) - 1) if trace["steps"] else None
-            used_seed = gr.update(value=trace["seed"]) if trace.get("seed") is not None else gr.update()
-            return (trace, render.highlighted_tokens(trace), render.nbest_table(trace), _timing(trace),
-                    render.steps_overview_plot(trace), gr.update(choices=render.step_choices(trace), value=index),
-                    render.step_distribution_plot(trace, index or 0), _alternatives(trace, index or 0),
-                    lazy(trace, tab, "Attention"), lazy(trace, tab, "Tree"),
-                    trace["translation"], None, _note(render.familiarity_note(trace)), _unreadable(trace),
-                    _link(trace, page), step_payload(trace, index), used_seed,
-                    _trace_json(trace) if json_open else gr.update(), *emptied_on_server())
+            return by_component(
+                translation_view.view(trace, translation_view.page_url(page)), steps_view.view(trace, step_value),
+                {"trace": trace, "attention": lazy(trace, tab, "Attention"), "tree": lazy(trace, tab, "Tree"),
+                 "whatif": None, "seed": gr.update(value=trace["seed"]) if trace.get("seed") is not None
+                 else gr.update(), "raw_json": translation_view.raw_json(trace) if json_open else gr.update()},
+                emptied_on_server())
 
         def on_tab(trace, evt: gr.SelectData):
             tab = evt.value
@@ -272,12 +269,14 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         # Their states (and the step selector's choices, which only the server can set) are emptied
         # with the translation, the views in the browser at the click: as outputs of the
         # translation each would cost the server a component update and the browser another pass.
-        stale_on_server = [internals_state, attribution_state, neighbours_state, neighbour_step]
+        stale_on_server = {"internals": internals_state, "attribution": attribution_state,
+                           "neighbours": neighbours_state, "neighbour_step": neighbour_step}
         stale_in_browser = [lstm_heatmap, bridge, attribution_summary, attribution_heatmap, neighbours_summary,
                             neighbour_sentences, neighbour_states, trajectory, whatif_share]
 
-        def emptied_on_server():
-            return [None, None, None, gr.update(choices=[], value=None)]
+        def emptied_on_server() -> dict:
+            return {"internals": None, "attribution": None, "neighbours": None,
+                    "neighbour_step": gr.update(choices=[], value=None)}
 
         gr.on([translate_btn.click, text.submit, examples.click, model.change], None, None, stale_in_browser,
               js=f"() => Array({len(stale_in_browser)}).fill(null)", api_visibility="undocumented")
@@ -285,14 +284,21 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         # one event draws everything a translation changes: each further event is another round
         # trip and another pass of the browser over the page, on the visitor's wait (the raw
         # trace follows it, in show_json)
-        outputs = [trace_state, translation, nbest, timing, overview, step, step_plot, alternative,
-                   attention, tree, original_box, whatif_box, familiarity, unreadable, share, live_chart, seed,
-                   trace_json, *stale_on_server]
+        components = {"trace": trace_state, "translation": translation, "nbest": nbest, "status": timing,
+                      "overview": overview, "step": step, "step_plot": step_plot, "alternative": alternative,
+                      "attention": attention, "tree": tree, "original": original_box, "whatif": whatif_box,
+                      "familiarity": familiarity, "unreadable": unreadable, "share": share, "live_chart": live_chart,
+                      "seed": seed, "raw_json": trace_json, **stale_on_server}
+        outputs = list(components.values())
+
+        def by_component(*views: dict) -> dict:
+            """The views' updates by name -> by component, as Gradio takes them."""
+            return {components[name]: value for view in views for name, value in view.items()}
         run_inputs = [text, model, open_tab, raw_open, step, pin_seed, *controls]
 
         def show_json(json_open, trace):
             # read after the translation: the view may have been opened while it was running
-            return _trace_json(trace) if json_open and trace else gr.update()
+            return translation_view.raw_json(trace) if json_open and trace else gr.update()
 
         def after_run(event):
             """What follows every translation: its raw trace, if that view is open."""
@@ -327,13 +333,13 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                 [bool(values.get("text")), values.get("forced_prefix"), "seed" in values]
 
         def run_linked(page: gr.Request, go, forced_prefix, *args):
-            return run(page, *args, forced_prefix=forced_prefix) if go else [gr.update()] * len(outputs)
+            return run(page, *args, forced_prefix=forced_prefix) if go else {}
 
         linked, linked_prefix = gr.State(False), gr.State(None)
         after_run(demo.load(from_link, None, [model, text, *widgets.values(), linked, linked_prefix, pin_seed],
                             api_visibility="undocumented").then(
             run_linked, [linked, linked_prefix, *run_inputs], outputs, api_visibility="undocumented"))
-        raw_trace.expand(lambda trace: (True, _trace_json(trace) if trace else None), trace_state,
+        raw_trace.expand(lambda trace: (True, translation_view.raw_json(trace) if trace else None), trace_state,
                          [raw_open, trace_json], api_visibility="undocumented")
         raw_trace.collapse(lambda: False, None, raw_open, api_visibility="undocumented")
 
@@ -432,8 +438,8 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         def show_step(trace, index):
             if not trace or index is None:
                 return gr.update(), gr.update(), gr.update()
-            return (render.step_distribution_plot(trace, int(index)), _alternatives(trace, int(index)),
-                    step_payload(trace, int(index)))
+            updates = steps_view.step_view(trace, int(index))
+            return updates["step_plot"], updates["alternative"], updates["live_chart"]
 
         step.input(show_step, [trace_state, step], [step_plot, alternative, live_chart],
                    api_visibility="undocumented")
@@ -447,7 +453,8 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             # the settings of the translation it is compared with, not the controls as they are now
             forced = _guarded(translate_request, registry, same_request(trace, prefix), labels=labels)
             table, summary = render.whatif_diff(trace, forced, int(index))
-            return render.highlighted_tokens(forced), summary, table, _link(forced, request)
+            return (render.highlighted_tokens(forced), summary, table,
+                    translation_view.share_link(forced, translation_view.page_url(request)))
 
         whatif_outputs = [whatif_box, whatif_summary, whatif_table, whatif_share]
         whatif_btn.click(what_if, [trace_state, step, alternative], whatif_outputs, api_visibility="undocumented")
@@ -477,10 +484,9 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
 
         def clear_outputs():
             # a new model: the last translation was another model's, so it must not stay on screen
-            empty_choice = gr.update(choices=[], value=None)
-            return (None, None, None, "", None, empty_choice, None, empty_choice, None, None, None, None,
-                    _note(""), gr.update(value=None, visible=False), "", None, gr.update(), None,
-                    *emptied_on_server())
+            return by_component(translation_view.view(None), steps_view.view(None),
+                                {"trace": None, "attention": None, "tree": None, "whatif": None, "seed": gr.update(),
+                                 "raw_json": None}, emptied_on_server())
 
         model.change(on_model, model, [examples, length_penalty], api_visibility="undocumented").then(
             clear_outputs, None, outputs, api_visibility="undocumented").then(
@@ -495,52 +501,8 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
     return demo
 
 
-def _link(trace: dict, request: gr.Request) -> str:
-    """The address that reproduces ``trace`` on this page (``s2s_demo.ui.links``)."""
-    # the page's own address: the event's request is the queue's, its Referer the page
-    page = request.headers.get("referer") or str(request.url)
-    return f"{page.split('?')[0]}?{links.link_query(trace)}"
-
-
 def _layers(registry: ModelRegistry) -> int:
     return max(registry.get(name).model.config.num_layers for name in registry.names)
-
-
-def _trace_json(trace: dict) -> str:
-    return json.dumps(trace, ensure_ascii=False, indent=1)
-
-
-def _unreadable(trace: dict):
-    """The source with its unreadable characters marked, shown only when it has some."""
-    has_unknown = bool((trace.get("familiarity") or {}).get("unknown_characters"))
-    return gr.update(value=render.source_highlight(trace) if has_unknown else None, visible=has_unknown)
-
-
-def _alternatives(trace: dict, index: int):
-    if not trace["steps"]:
-        return gr.update(choices=[], value=None)
-    rec = trace["steps"][min(index, len(trace["steps"]) - 1)]
-    choices = [(f"{render.display_piece(c['piece'])}  (p={c['prob']:.3f})", c["token_id"])
-               for c in rec["model_top"] if c["token_id"] != rec["token_id"]]
-    return gr.update(choices=choices, value=choices[0][1] if choices else None)
-
-
-def _note(text: str):
-    """A Markdown update that shows ``text``, or hides the box when it is empty."""
-    return gr.update(value=text, visible=bool(text))
-
-
-def _timing(trace: dict) -> str:
-    s = trace["settings"]
-    method = f"beam {s['beam_size']}" if s["method"] == "beam" else s["method"]
-    arithmetic = trace.get("inference_dtype", "float32")
-    dtype = f" · {arithmetic} matmuls" if arithmetic != "float32" else ""
-    # a sample is reproducible with its seed, also when the visitor left the seed empty
-    seed = f" · seed {trace['seed']}" if s["method"] == "sample" and trace.get("seed") is not None else ""
-    capped = (f" · **cut short by the length cap** ({len(trace['steps'])} tokens: raise Max length)"
-              if trace.get("length_capped") else "")
-    return (f"{trace['model']} · {method} · {len(trace['steps'])} steps · "
-            f"{trace['timings_ms']['search_ms']:.0f} ms{dtype}{seed}{capped}")
 
 
 def _examples(registry: ModelRegistry, name: str) -> list[list[str]]:
