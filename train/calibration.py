@@ -144,6 +144,8 @@ def report(translator, data: dict, split: str, sample_sentences: int = 100, seed
                                                            PAGE_SAMPLING_TOP_K), 4)
     figures.update(split=split, sentences=len(sources), sample_sentences=min(sample_sentences, len(sources)),
                    seeds=seeds, temperature=translator.model.config.temperature,
+                   calibration=translator.model.calibration.to_dict(),
+                   diagram=(Path(translator.folder) / "reliability.png").is_file() if translator.folder else False,
                    arithmetic=translator.engine.arithmetic)
     return figures, (log_probs, tokens)
 
@@ -226,11 +228,20 @@ def card_section(f: dict) -> str:
                    f" The model's softmax includes a temperature of {f['temperature']} (`temperature` in "
                    "config.json, fitted on val by `python -m train.calibration --fit`): the page, the API "
                    "and the command line all show that one distribution.")
+    fitted = f.get("calibration") or {}
+    calibrated = (" Every probability goes through the calibration in config.json (temperature "
+                  f"{fitted['temperature']}, floor {fitted['floor']}, floor_keep {fitted['floor_keep']}; fitted on "
+                  "val[200:500] by `python -m train.calibration --fit-calibration`), the figures below included; "
+                  "the trace keeps the network's own probability of each chosen token as `network_prob`."
+                  if fitted and fitted.get("floor", 0) + abs(fitted.get("temperature", 1) - 1) > 0 else
+                  " This model has no fitted calibration: the probabilities are the network's own softmax.")
+    diagram = ("\n![reliability diagram on test_2016_flickr[:200]](reliability.png) (`python -m "
+               "benchmarks.calibration --model <this folder> --png reliability.png`)\n" if f.get("diagram") else "")
     return f"""{CARD_SECTION}
 
 How far the probabilities can be taken at their word, teacher-forced on {f['split']} ({f['sentences']} sentences,
-{f['positions']:,} target positions; `python -m train.calibration --model <this folder>`).{temperature}
-
+{f['positions']:,} target positions; `python -m train.calibration --model <this folder>`).{temperature}{calibrated}
+{diagram}
 | figure | value |
 |---|---|
 | ECE of the top-1 token (15 bins) | {f['ece']:.4f} |
