@@ -78,6 +78,7 @@ def test_translate_explore_and_what_if(page_url, browser, tmp_path):
     _wait_for_text(page, "#translation", expected)
     page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
     assert page.locator(".js-plotly-plot").count() >= 2  # overview and the step distribution
+    assert page.get_by_text("Error", exact=True).count() == 0  # no output of the load or the click failed
     shots = _shots() or tmp_path
     page.screenshot(path=str(shots / "translate.png"), full_page=True)
 

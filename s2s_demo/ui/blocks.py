@@ -311,7 +311,8 @@ class Page:
                 [bool(values.get("text")), values.get("forced_prefix"), "seed" in values]
 
         def run_linked(page: gr.Request, go, forced_prefix, *args):
-            return self.run(page, *args, forced_prefix=forced_prefix) if go else {}
+            # no link: nothing changes (Gradio reads an empty dict as one value, not as no updates)
+            return self.run(page, *args, forced_prefix=forced_prefix) if go else {self.c["status"]: gr.update()}
 
         linked, linked_prefix = gr.State(False), gr.State(None)
         self.after_run(self.demo.load(from_link, None, [*by_name.values(), linked, linked_prefix, c["pin_seed"]],
