@@ -50,14 +50,17 @@ def payloads(constrained: torch.Tensor, tokens: list[int], top_n: int,
     high = rest_scores.amax(-1).tolist()
     low = constrained.masked_fill(~rest, math.inf).amin(-1).tolist()
     top_ids, top_scores = top.indices.tolist(), top.values.tolist()
-    rows = constrained.tolist() if any(not all(r[: t + 1]) for t, r in enumerate(path_in_top)) else None
+    extras = [list(dict.fromkeys(tok for tok, inside in zip(tokens[: t + 1], path_in_top[t]) if not inside))
+              for t in range(k)]
+    # the extra tokens' scores in one gather (a step's earlier tokens are often outside its top)
+    steps_of = [t for t in range(k) for _ in extras[t]]
+    extra_scores = iter(constrained[steps_of, [tok for row in extras for tok in row]].tolist())
     out = []
     for t in range(k):
         n = sum(1 for s in top_scores[t] if s > -math.inf)
-        extras = list(dict.fromkeys(tok for tok, inside in zip(tokens[: t + 1], path_in_top[t]) if not inside))
         out.append({
-            "ids": top_ids[t][:n] + extras,
-            "scores": [round(s, DIGITS) for s in top_scores[t][:n] + [rows[t][tok] for tok in extras]],
+            "ids": top_ids[t][:n] + extras[t],
+            "scores": [round(s, DIGITS) for s in top_scores[t][:n] + [next(extra_scores) for _ in extras[t]]],
             "top": n, "previous": list(dict.fromkeys(tokens[:t])), "chosen": tokens[t],
             "rest": {"count": count[t], "max": _finite(high[t]), "min": _finite(low[t]),
                      "lse": [_finite(v) for v in lse[t]], "mean": [_finite(v) for v in mean[t]]},
@@ -69,15 +72,12 @@ def _rest_sums(rest_scores: torch.Tensor, temperatures: tuple[float, ...]) -> tu
     """rest_scores (k, V), -inf outside the rest -> per step and temperature (k, G): the
     log-sum-exp of scores / T, and the softmax(scores / T)-weighted mean of scores / T."""
     inv = 1.0 / torch.tensor(temperatures, dtype=rest_scores.dtype)
-    # the rest's scores gathered to the front of each row: (k, R), R the largest rest
-    width = int((rest_scores > -math.inf).sum(-1).max())
-    if width == 0:
+    if not bool((rest_scores > -math.inf).any()):
         return [[-math.inf] * len(temperatures)] * len(rest_scores), [[0.0] * len(temperatures)] * len(rest_scores)
-    packed = rest_scores.topk(width, dim=-1, sorted=False).values  # -inf pads the shorter rests
-    scaled = packed[:, None, :] * inv[None, :, None]  # (k, G, R)
-    lse = scaled.logsumexp(-1)  # (k, G)
+    scaled = rest_scores[:, None, :] * inv[None, :, None]  # (k, G, V), -inf outside the rest
+    lse = scaled.logsumexp(-1)  # (k, G); -inf for a step whose rest is empty
     weights = (scaled - lse[..., None]).exp_()
-    mean = weights.mul_(scaled).nansum(-1)  # a -inf pad has weight 0: 0 * -inf is NaN, skipped
+    mean = weights.mul_(scaled).nansum(-1)  # outside the rest the weight is 0: 0 * -inf is NaN, skipped
     return lse.tolist(), mean.tolist()
 
 
