@@ -12,7 +12,10 @@ at 1280x900, sampling mode, a caption sentence:
   translation on the page is the reply to that value and a frame is drawn (median), and how many
   requests each release sent to the queue (should be 1);
 - dice: the temperature back at 1 (the page's defaults), Translate pressed 3 times; how many
-  distinct outputs.
+  distinct outputs;
+- payload: what the live chart costs the server, in-process, 1 thread: the trace's JSON size and
+  the median time of ``Translator.translate`` (search, recording, live payloads, trace) for beam 5
+  and for sampling (whose payloads carry 16 temperatures), over 20 runs.
 """
 
 from __future__ import annotations
@@ -56,6 +59,31 @@ def _serve(model: str):
     return demo, f"{url}?model={model}&method=sample&text={SENTENCE.replace(' ', '+')}"
 
 
+def payload_figures(model: str, runs: int = 20) -> str:
+    """Trace JSON size and translate time for beam 5 and sampling (see the module docstring)."""
+    import json
+
+    import torch
+
+    from s2s_demo.hub import load
+    from s2s_demo.settings import DecodeSettings
+
+    torch.set_num_threads(1)
+    translator = load(f"assets/models/{model}")
+    parts = []
+    for method in ("beam", "sample"):
+        settings = DecodeSettings(method=method, seed=1)
+        times = []
+        for _ in range(runs + 1):
+            start = time.perf_counter()
+            trace = translator.translate(SENTENCE, settings)
+            times.append(1000 * (time.perf_counter() - start))
+        size = len(json.dumps(trace.to_dict()))
+        parts.append(f"{method}: trace {size / 1000:.0f} KB, translate {statistics.median(times[1:]):.1f} ms")
+    torch.set_num_threads(2)
+    return f"payload ({len(trace.steps)} steps, 1 thread, median of {runs}): " + "; ".join(parts)
+
+
 def _slider_x(box: dict, value: float, low: float, high: float) -> float:
     return box["x"] + box["width"] * (value - low) / (high - low)
 
@@ -69,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     from playwright.sync_api import sync_playwright
 
     print(machine_line())
+    print(payload_figures(args.model))
     demo, url = _serve(args.model)
     joins: list[float] = []
     with sync_playwright() as p:

@@ -48,3 +48,34 @@ def test_explain_benchmark_prints_every_view_and_the_index():
                  "translate with internals", "attribution (incl. search)", "nearest examples (incl. search)",
                  "largest completeness gap", "neighbour index: 10000 sentences"):
         assert line in result.stdout, (line, result.stdout)
+
+
+def test_calibration_benchmark_prints_the_three_figures_and_draws_the_diagram(tmp_path):
+    png = tmp_path / "reliability.png"
+    result = subprocess.run([sys.executable, "-m", "benchmarks.calibration", "--model", "assets/models/en-de",
+                             "--n", "5", "--samples", "2", "--seeds", "2", "--png", str(png)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=600,
+                            env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    for line in ("machine: ", "ECE of the top-1 token: ", "mass outside the top 10: ",
+                 "reference tokens outside the top 10: ", "temperature-1 samples with a token of p < 0.001: ",
+                 "references with one: ", "calibration {'temperature'"):
+        assert line in result.stdout, (line, result.stdout)
+    assert png.stat().st_size > 1000
+
+
+def test_live_benchmark_prints_drag_release_dice_and_payload():
+    import shutil
+
+    import pytest
+
+    if not shutil.which("chromium") and not os.path.exists("/usr/bin/chromium"):
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    result = subprocess.run([sys.executable, "-m", "benchmarks.live", "--moves", "3", "--releases", "2"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300,
+                            env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    for line in ("machine: ", "payload (", "beam: trace ", "sample: trace ", "drag -> chart redrawn: median ",
+                 "requests sent while dragging: ", "release -> every view redrawn: median ", "requests per release: ",
+                 "3 presses of Translate at default settings: "):
+        assert line in result.stdout, (line, result.stdout)
