@@ -40,6 +40,8 @@ class EnsembleState:
     """One DecoderState per member; ``select`` reorders them all alike (beam search)."""
 
     members: list[DecoderState]
+    # the search reads a step's uncalibrated log-probs here; an ensemble's mean has none of its own
+    network: torch.Tensor | None = None
 
     def select(self, rows: torch.Tensor, memory_rows: torch.Tensor | None = None) -> "EnsembleState":
         return EnsembleState([state.select(rows, memory_rows) for state in self.members])
