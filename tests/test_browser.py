@@ -558,3 +558,21 @@ def test_on_a_phone_the_controls_and_the_chart_are_in_view_together(page_url, br
     assert chart["y"] < 844 and chart["y"] + 40 < controls["y"]  # the chart's top rows above the sheet
     assert controls["y"] + 40 < 844 and slider.is_visible()
     page.screenshot(path=str((_shots() or tmp_path) / "phone-live.png"))
+
+
+def test_a_link_to_another_model_keeps_the_translation_it_opens(page_url, browser):
+    """The link sets the model; the page's own model switch clears the output, but only when the
+    visitor switches, not when a link does (it used to race with the link's translation)."""
+    url, registry = page_url
+    other = [name for name in registry.names if name != registry.default][0]
+    from urllib.parse import quote
+
+    text = _source_sentence(registry, other)
+    expected = registry.get(other).translate(text).translation
+    for _ in range(3):
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{url}?model={other}&text={quote(text)}")
+        _wait_for_text(page, "#translation", expected)
+        page.wait_for_timeout(1500)  # a model switch's clearing would have come by now
+        assert "".join(expected.split())[:20] in "".join(page.inner_text("#translation").split())
+        page.close()

@@ -261,7 +261,7 @@ class Page:
 
     def _wire_translation(self) -> None:
         c, text = self.c, self.c["text"]
-        gr.on([self.translate_btn.click, text.submit, self.examples.click, c["model"].change], None, None,
+        gr.on([self.translate_btn.click, text.submit, self.examples.click, c["model"].input], None, None,
               self.stale_in_browser, js=f"() => Array({len(self.stale_in_browser)}).fill(null)",
               api_visibility="undocumented")
         # one event draws everything a translation changes, one spinner on the translation
@@ -307,16 +307,20 @@ class Page:
             values = links.read_query(dict(request.query_params) if request else {}, self.registry.names)
             values = {name: value for name, value in values.items() if not isinstance(w.get(name), gr.Slider)
                       or w[name].minimum <= value <= w[name].maximum}
+            examples = gr.update()
+            if "model" in values:  # that model's examples, and its tuned length penalty unless the link has one
+                examples = gr.Dataset(samples=_examples(self.registry, values["model"]))
+                values.setdefault("length_penalty", _tuned_lp(self.registry, values["model"]))
             return [gr.update(value=values[name]) if name in values else gr.update() for name in by_name] + \
-                [bool(values.get("text")), values.get("forced_prefix"), "seed" in values]
+                [bool(values.get("text")), values.get("forced_prefix"), "seed" in values, examples]
 
         def run_linked(page: gr.Request, go, forced_prefix, *args):
             # no link: nothing changes (Gradio reads an empty dict as one value, not as no updates)
             return self.run(page, *args, forced_prefix=forced_prefix) if go else {self.c["status"]: gr.update()}
 
         linked, linked_prefix = gr.State(False), gr.State(None)
-        self.after_run(self.demo.load(from_link, None, [*by_name.values(), linked, linked_prefix, c["pin_seed"]],
-                                      api_visibility="undocumented").then(
+        self.after_run(self.demo.load(from_link, None, [*by_name.values(), linked, linked_prefix, c["pin_seed"],
+                                                        self.examples], api_visibility="undocumented").then(
             run_linked, [linked, linked_prefix, *self.run_inputs], self.outputs, api_visibility="undocumented"))
 
     def _wire_steps(self) -> None:
@@ -378,7 +382,8 @@ class Page:
                                       "seed": gr.update(), "raw_json": None}, self.emptied_on_server())
 
         cleared, values = self.scored["cleared"]
-        self.c["model"].change(on_model, self.c["model"], [self.examples, self.widgets["length_penalty"]],
+        # the visitor's pick only: a link that sets the model must not clear the translation it opens
+        self.c["model"].input(on_model, self.c["model"], [self.examples, self.widgets["length_penalty"]],
                                api_visibility="undocumented").then(
             clear_outputs, None, self.outputs, api_visibility="undocumented").then(
             lambda: values, None, cleared, api_visibility="undocumented")
