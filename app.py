@@ -3,7 +3,7 @@
 Serves every model folder under assets/models/ plus those in S2S_MODELS (comma-separated
 local folders or Hub repo ids, optionally ``@revision``), or, where S2S_MODELS is unset, those
 in models.txt (one ``repo@revision`` a line: the Space that ``python -m s2s_demo deploy``
-writes). S2S_INFERENCE_DTYPE picks what decoding multiplies in: auto (default), float32,
+writes). S2S_ARITHMETIC picks what decoding multiplies in: auto (default), float32,
 bfloat16, float16 or int8 (see s2s_demo/inference.py).
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
-from s2s_demo.hub import INFERENCE_DTYPE_CHOICES  # noqa: E402
+from s2s_demo.inference import ARITHMETIC_CHOICES# noqa: E402
 from s2s_demo.runtime import tune_allocator  # noqa: E402
 from s2s_demo.ui.blocks import PAGE_CSS, build_demo  # noqa: E402
 from s2s_demo.ui.registry import ModelRegistry  # noqa: E402
@@ -29,16 +29,17 @@ torch.set_num_threads(int(os.environ.get("S2S_TORCH_THREADS", "1")))
 CONCURRENCY = int(os.environ.get("S2S_CONCURRENCY", str(os.cpu_count() or 2)))
 
 # auto: float16 weights with float32 activations (half the bytes a step reads; see s2s_demo/inference.py)
-INFERENCE_DTYPE = os.environ.get("S2S_INFERENCE_DTYPE", "auto")
-if INFERENCE_DTYPE not in INFERENCE_DTYPE_CHOICES:
-    raise SystemExit(f"S2S_INFERENCE_DTYPE={INFERENCE_DTYPE!r} is not one of {', '.join(INFERENCE_DTYPE_CHOICES)}.")
+# S2S_INFERENCE_DTYPE: the old name, still read (deprecated)
+ARITHMETIC = os.environ.get("S2S_ARITHMETIC") or os.environ.get("S2S_INFERENCE_DTYPE", "auto")
+if ARITHMETIC not in ARITHMETIC_CHOICES:
+    raise SystemExit(f"S2S_ARITHMETIC={ARITHMETIC!r} is not one of {', '.join(ARITHMETIC_CHOICES)}.")
 
 HERE = Path(__file__).parent
 MODELS_FILE = HERE / "models.txt"
 extra = os.environ.get("S2S_MODELS")
 if extra is None and MODELS_FILE.is_file():
     extra = ",".join(MODELS_FILE.read_text(encoding="utf-8").split())
-registry = ModelRegistry.discover(HERE / "assets" / "models", extra=extra, inference_dtype=INFERENCE_DTYPE)
+registry = ModelRegistry.discover(HERE / "assets" / "models", extra=extra, arithmetic=ARITHMETIC)
 if not registry.names:
     reasons = "; ".join(f"{ref}: {why}" for ref, why in registry.errors.items()) or "assets/models is empty"
     raise SystemExit(f"No model could be loaded ({reasons}). Set S2S_MODELS to a model folder or Hub repo id.")

@@ -21,7 +21,8 @@ import sacrebleu
 import torch
 
 from s2s_demo.decoding import search, teacher_forced_log_probs
-from s2s_demo.hub import load, parse_ref
+from s2s_demo.hub import parse_ref
+from s2s_demo.translator import load
 from s2s_demo.inference import ARITHMETICS, InferenceEngine, unsupported_reason
 from s2s_demo.settings import DecodeSettings
 from train.configuration import multi30k_dir
@@ -55,7 +56,7 @@ def main() -> None:
     parser.add_argument("--bleu", action="store_true", help="also score test_2016_flickr beam 5 in each")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    translator = load(*parse_ref(args.model), inference_dtype="float32")
+    translator = load(*parse_ref(args.model), arithmetic="float32")
     cfg = translator.model.config
     data = {"corpus": "multi30k", "path": args.data, "src_lang": cfg.src_lang, "tgt_lang": cfg.tgt_lang}
     val = read_split(data, "val").source[: args.sentences]

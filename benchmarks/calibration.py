@@ -27,7 +27,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from s2s_demo.hub import INFERENCE_DTYPE_CHOICES, load, parse_ref  # noqa: E402
+from s2s_demo.hub import parse_ref# noqa: E402
+from s2s_demo.translator import load# noqa: E402
+from s2s_demo.inference import ARITHMETIC_CHOICES# noqa: E402
 from s2s_demo.settings import DecodeSettings  # noqa: E402
 from train.calibration import ECE_BINS, JUNK_PROB, expected_calibration_error  # noqa: E402
 from train.configuration import multi30k_dir  # noqa: E402
@@ -110,13 +112,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=100, help="sentences to sample")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--data", default=multi30k_dir())
-    parser.add_argument("--dtype", choices=INFERENCE_DTYPE_CHOICES, default="float32")
+    parser.add_argument("--arithmetic", "--dtype", choices=ARITHMETIC_CHOICES, default="float32")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--png", help="write the reliability diagram here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(machine_line())
-    translator = load(*parse_ref(args.model), inference_dtype=args.dtype)
+    translator = load(*parse_ref(args.model), arithmetic=args.arithmetic)
     cfg = translator.model.config
     text = read_split({"corpus": "multi30k", "path": args.data, "src_lang": cfg.src_lang,
                        "tgt_lang": cfg.tgt_lang}, args.split)
@@ -124,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     f = figures(forced_steps(translator, sources, targets))
     samples = junk_samples(translator, sources[: args.samples], args.seeds)
     calibration = translator.model.calibration.to_dict() if not translator.model.calibration.identity else "none"
-    print(f"{args.model} {args.split}[:{args.n}] ({f['positions']} positions, {args.dtype}, calibration {calibration})")
+    print(f"{args.model} {args.split}[:{args.n}] ({f['positions']} positions, {args.arithmetic}, calibration {calibration})")
     print(f"ECE of the top-1 token: {f['ece']:.4f} (confidence {f['confidence']:.3f}, accuracy {f['accuracy']:.3f})")
     print(f"mass outside the top 10: {f['outside_top10']:.4f}; reference tokens outside the top 10: "
           f"{f['reference_outside_top10']:.4f}; gap {f['outside_top10'] - f['reference_outside_top10']:+.4f}")

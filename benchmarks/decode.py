@@ -23,7 +23,9 @@ import time
 import torch
 
 from s2s_demo.decoding import search, translate_ids
-from s2s_demo.hub import INFERENCE_DTYPE_CHOICES, load, parse_ref
+from s2s_demo.hub import parse_ref
+from s2s_demo.translator import load
+from s2s_demo.inference import ARITHMETIC_CHOICES
 from s2s_demo.runtime import OPT_OUT_ENV, tune_allocator
 from s2s_demo.settings import DecodeSettings
 from train.configuration import multi30k_dir
@@ -43,21 +45,21 @@ def main() -> None:
                         help="latency passes over the sentences (each round's median is printed too)")
     parser.add_argument("--breakdown", action="store_true", help="also time the stages of a greedy sentence")
     parser.add_argument("--profile", action="store_true", help="also profile greedy translate by op")
-    parser.add_argument("--dtype", choices=INFERENCE_DTYPE_CHOICES, default="auto",
+    parser.add_argument("--arithmetic", "--dtype", choices=ARITHMETIC_CHOICES, default="auto",
                         help="inference dtype of the decoding matmuls (auto: what the demo uses)")
     parser.add_argument("--length-penalty", type=float, default=None,
                         help="GNMT alpha for beam 5 (default: the model's value, tuned on val)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     tuned = tune_allocator()  # as the app does
-    translator = load(*parse_ref(args.model), inference_dtype=args.dtype)
+    translator = load(*parse_ref(args.model), arithmetic=args.arithmetic)
     cfg = translator.model.config
     data = {"corpus": "multi30k", "path": args.data, "src_lang": cfg.src_lang, "tgt_lang": cfg.tgt_lang}
     val = read_split(data, "val").source[: args.sentences]
     print(machine_line())
     dtype = translator.engine.arithmetic
     print(f"model: {args.model} ({translator.model.num_parameters():,} parameters), "
-          f"arithmetic {dtype} (--dtype {args.dtype}); malloc thresholds "
+          f"arithmetic {dtype} (--dtype {args.arithmetic}); malloc thresholds "
           f"{'fixed' if tuned else f'glibc default ({OPT_OUT_ENV}=0 or not glibc)'}")
     if args.length_penalty is None:
         lp, lp_source = translator.default_settings().length_penalty, "the model’s tuned value"

@@ -15,7 +15,7 @@ import argparse
 import statistics
 import torch
 
-from s2s_demo.hub import load
+from s2s_demo.translator import load
 from s2s_demo.neighbours import INDEX_FILE, TEXTS_FILE
 from train.configuration import multi30k_dir
 from train.prepare import read_split
@@ -33,10 +33,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", default=multi30k_dir())
     parser.add_argument("--sentences", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1, help="the app serves each request on 1")
-    parser.add_argument("--dtype", default="auto", help="decoding arithmetic, as the app's S2S_INFERENCE_DTYPE")
+    parser.add_argument("--arithmetic", "--dtype", default="auto", help="decoding arithmetic, as the app's S2S_ARITHMETIC")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    translator = load(args.model, inference_dtype=args.dtype)
+    translator = load(args.model, arithmetic=args.arithmetic)
     cfg = translator.model.config
     test = read_split({"corpus": "multi30k", "path": args.data, "src_lang": cfg.src_lang, "tgt_lang": cfg.tgt_lang},
                       "test_2016_flickr")

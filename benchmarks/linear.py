@@ -16,7 +16,8 @@ import argparse
 
 import torch
 
-from s2s_demo.hub import load_model, resolve
+from s2s_demo.hub import resolve
+from s2s_demo.model_folder import load_model
 from s2s_demo.inference import ARITHMETICS, WEIGHT_BYTES, make_linear, step_products, unsupported_reason
 
 from .common import machine_line, median_us

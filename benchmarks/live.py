@@ -65,7 +65,7 @@ def payload_figures(model: str, runs: int = 20) -> str:
 
     import torch
 
-    from s2s_demo.hub import load
+    from s2s_demo.translator import load
     from s2s_demo.settings import DecodeSettings
 
     torch.set_num_threads(1)

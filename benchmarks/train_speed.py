@@ -52,7 +52,7 @@ def main() -> None:
     for i, idx in enumerate(batches[: args.warmup + args.steps]):
         batch = collate([examples[j] for j in idx], model_cfg.pad_id, model_cfg.bos_id, model_cfg.eos_id)
         start = time.perf_counter()
-        loss = batch_loss(model, batch, tcfg["label_smoothing"], tcfg["teacher_forcing"])
+        loss = batch_loss(model, batch, tcfg["label_smoothing"])
         optimizer.zero_grad(set_to_none=True)
         (loss / batch.n_tokens).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg["clip_norm"])

@@ -14,7 +14,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from .hub import INFERENCE_DTYPE_CHOICES, ModelLoadError, load, parse_ref
+from .hub import parse_ref
+from .model_folder import ModelLoadError
+from .translator import load
+from .inference import ARITHMETIC_CHOICES
 from .runtime import tune_allocator
 from .settings import SettingsError
 
@@ -36,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--batch-size", type=int, default=64)
     tr.add_argument("--strict", action="store_true",
                     help="exit with status 1 when a line could not be translated (default: 0)")
-    tr.add_argument("--dtype", choices=INFERENCE_DTYPE_CHOICES, default="float32",
+    tr.add_argument("--arithmetic", "--dtype", choices=ARITHMETIC_CHOICES, default="float32",
                     help="what decoding multiplies in: float32 (exact), bfloat16, float16, int8 or "
                          "auto (see s2s_demo/inference.py)")
     dep = sub.add_parser("deploy", help="publish the shipped models and the Space to the Hub")
@@ -52,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     tune_allocator()
     try:
-        translator = load(*parse_ref(args.model), inference_dtype=args.dtype)
+        translator = load(*parse_ref(args.model), arithmetic=args.arithmetic)
         settings = translator.default_settings().replace(method=args.method, beam_size=args.beam_size)
         if args.length_penalty is not None:
             settings = settings.replace(length_penalty=args.length_penalty)

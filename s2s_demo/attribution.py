@@ -39,13 +39,13 @@ def _pre_outputs(model: Seq2Seq, embedded: torch.Tensor, src: torch.Tensor, tgt_
     lengths = torch.full((rows,), src.size(1))
     state = model.encode_with(src.expand(rows, -1), lengths, model.encoder, model.bridge_layers(),
                               model.key_projection(), embedded=embedded)
-    pre, attention, _ = model._decode(tgt_in.expand(rows, -1), state)
+    pre, attention, _ = model.decode_sequence(tgt_in.expand(rows, -1), state)
     return pre, attention
 
 
 def _log_probs(model: Seq2Seq, pre: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """pre-outputs (..., O) and tokens (...) -> the tokens' log-probs (...)."""
-    log_probs = model.calibration.log_probs(model.logits(pre))  # the probabilities the page shows
+    log_probs = model.output_log_probs(pre)  # the probabilities the page shows
     return log_probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
 
 

@@ -9,7 +9,12 @@ from pathlib import Path
 
 from .calibration import Calibration, CalibrationError
 
-ATTENTION_KINDS = ("none", "dot", "general", "additive")
+# general: Luong's bilinear score; additive: Bahdanau's MLP score
+ATTENTION_KINDS = ("none", "general", "additive")
+ENCODER_RNNS = ("lstm", "gru")
+# per_layer: each decoder layer starts from its encoder layer's final [fwd; bwd] h (and c);
+# last_hidden: every decoder layer's h and c start from the last encoder layer's final h (Joey NMT)
+BRIDGES = ("per_layer", "last_hidden")
 
 
 class ConfigError(ValueError):
@@ -23,6 +28,8 @@ class ModelConfig:
     ``enc_hidden_size`` is per direction: the encoder outputs ``2 * enc_hidden_size``
     features per source position, and the bridge maps the concatenated final forward and
     backward states of each layer to the decoder's ``dec_hidden_size``.
+    ``encoder_rnn``, ``bridge`` and ``combine_bias`` describe imported models (Joey NMT's
+    GRU encoders, its bridge and its biased attentional layer); ``train/`` uses the defaults.
     ``temperature`` is part of the model: its logits are divided by it before the softmax
     everywhere (training, the page, the API, the CLI); a value fitted on validation data
     (``python -m train.calibration --fit``) makes its probabilities calibrated.
@@ -39,6 +46,9 @@ class ModelConfig:
     attention: str = "general"
     input_feeding: bool = False
     tie_embeddings: bool = True
+    encoder_rnn: str = "lstm"
+    bridge: str = "per_layer"
+    combine_bias: bool = False
     pad_id: int = 0
     unk_id: int = 1
     bos_id: int = 2
@@ -54,6 +64,12 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.attention not in ATTENTION_KINDS:
             raise ConfigError(f"attention must be one of {ATTENTION_KINDS}, got {self.attention!r}")
+        if self.encoder_rnn not in ENCODER_RNNS:
+            raise ConfigError(f"encoder_rnn must be one of {ENCODER_RNNS}, got {self.encoder_rnn!r}")
+        if self.bridge not in BRIDGES:
+            raise ConfigError(f"bridge must be one of {BRIDGES}, got {self.bridge!r}")
+        if self.encoder_rnn == "gru" and self.bridge != "last_hidden":
+            raise ConfigError("a GRU encoder has no cell state: it needs bridge 'last_hidden'")
         for name in ("src_vocab_size", "tgt_vocab_size", "emb_size", "enc_hidden_size",
                      "dec_hidden_size", "num_layers"):
             value = getattr(self, name)
@@ -69,8 +85,6 @@ class ModelConfig:
         for name in ("dropout", "emb_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
-        if self.attention == "dot" and self.dec_hidden_size != 2 * self.enc_hidden_size:
-            raise ConfigError("dot attention needs dec_hidden_size == 2 * enc_hidden_size")
         if self.input_feeding and self.attention == "none":
             raise ConfigError("input_feeding needs an attention kind other than 'none'")
         special = (self.pad_id, self.unk_id, self.bos_id, self.eos_id)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .live import TEMPERATURES
-from .model import Seq2Seq
+from .model import StepModel
 from .processors import NEG_INF, StepContext, build_processors
 from .recording import Recorder, StepRecord
 from .settings import DecodeSettings
@@ -140,7 +140,7 @@ class _Search:
     names them, and each step's back-pointers remember which sentences they cover.
     """
 
-    def __init__(self, model: Seq2Seq, sources: list[list[int]], settings: DecodeSettings,
+    def __init__(self, model: StepModel, sources: list[list[int]], settings: DecodeSettings,
                  record: bool) -> None:
         if record and len(sources) != 1:
             raise ValueError("recording a trace needs exactly one source sentence")
@@ -377,7 +377,7 @@ def model_device(model) -> torch.device:
     return device if device is not None else next(model.parameters()).device
 
 
-def search(model: Seq2Seq, sources: list[list[int]], settings: DecodeSettings,
+def search(model: StepModel, sources: list[list[int]], settings: DecodeSettings,
            record: bool = False) -> list[SearchResult]:
     """Decode a batch of source id lists; one SearchResult per source.
 
@@ -413,7 +413,7 @@ def teacher_forced_log_probs(model, source: list[int], target: list[int]) -> tor
     return torch.stack(rows)
 
 
-def translate_ids(model: Seq2Seq, sources: list[list[int]], settings: DecodeSettings,
+def translate_ids(model: StepModel, sources: list[list[int]], settings: DecodeSettings,
                   batch_size: int = 64) -> list[list[int]]:
     """Best hypothesis (ids without EOS) for each source, batched by similar length."""
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))

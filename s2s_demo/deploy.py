@@ -23,7 +23,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from .hub import ALLOW_PATTERNS, CARD_FILE, push_folder, read_front_matter, write_front_matter
+from .hub import push_folder
+from .model_folder import ALLOW_PATTERNS, CARD_FILE, read_front_matter, write_front_matter
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS_FILE = "models.txt"

@@ -36,6 +36,8 @@ from .model import DecoderState, Seq2Seq, calibrated
 from .runtime import RELEVANT_FLAGS, cpu_flags
 
 ARITHMETICS = ("float32", "bfloat16", "float16", "int8")
+# what a user may ask for: an arithmetic, or "auto" (the fastest this CPU runs accurately)
+ARITHMETIC_CHOICES = ("auto", *ARITHMETICS)
 WEIGHT_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "int8": 1}  # bytes a weight takes in each
 # Rows per call that oneDNN lays the packed weights out for: a beam of 5 (one row runs as fast).
 _PACK_ROWS = 5
@@ -141,8 +143,8 @@ def make_linear(weight: torch.Tensor, bias: torch.Tensor | None, arithmetic: str
     raise ValueError(f"arithmetic {arithmetic!r} is not one of {', '.join(ARITHMETICS)}")
 
 
-def _encoder_for(encoder: nn.LSTM, arithmetic: str) -> nn.Module:
-    """The encoder LSTM in ``arithmetic``: float32 as it is; bfloat16 a copy (half the
+def _encoder_for(encoder: nn.Module, arithmetic: str) -> nn.Module:
+    """The encoder RNN (LSTM or GRU) in ``arithmetic``: float32 as it is; bfloat16 a copy (half the
     recurrent bytes per source token); float16 / int8 torch's dynamically quantized LSTM."""
     if arithmetic == "float32":
         return encoder
@@ -153,7 +155,7 @@ def _encoder_for(encoder: nn.LSTM, arithmetic: str) -> nn.Module:
         warnings.simplefilter("ignore")
         # inplace swaps the module inside this new Sequential only: ``encoder`` itself is untouched,
         # and no second copy of its weights is made before they are packed
-        return torch.ao.quantization.quantize_dynamic(nn.Sequential(encoder), {nn.LSTM}, dtype=dtype,
+        return torch.ao.quantization.quantize_dynamic(nn.Sequential(encoder), {nn.LSTM, nn.GRU}, dtype=dtype,
                                                       inplace=True)[0]
 
 
@@ -165,7 +167,7 @@ def step_products(model: Seq2Seq) -> dict[str, tuple[torch.Tensor, torch.Tensor 
     products = {f"cell {k}": (torch.cat([getattr(dec, f"weight_ih_l{k}"), getattr(dec, f"weight_hh_l{k}")], 1),
                               getattr(dec, f"bias_ih_l{k}") + getattr(dec, f"bias_hh_l{k}"))
                 for k in range(model.config.num_layers)}
-    products["combine"] = (model.combine.weight, None)
+    products["combine"] = (model.combine.weight, model.combine.bias)
     products["generator"] = (model.generator.weight, model.generator.bias)
     return {name: (w.detach(), b.detach() if b is not None else None) for name, (w, b) in products.items()}
 
@@ -174,7 +176,7 @@ def step_products(model: Seq2Seq) -> dict[str, tuple[torch.Tensor, torch.Tensor 
 class InferenceEngine:
     """A model's decoding weights in one arithmetic, with ``Seq2Seq``'s ``encode``/``step``.
 
-    Built once per loaded model (``hub.load``) from a copy of the model: a snapshot, so a
+    Built once per loaded model (``translator.load``) from a copy of the model: a snapshot, so a
     model trained further needs a new engine, and the model's own modules never change mode
     or dtype. ``search`` takes an engine or a ``Seq2Seq`` (the reference path) alike.
     """

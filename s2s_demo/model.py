@@ -8,6 +8,7 @@ L = layers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -52,8 +53,24 @@ class DecoderState:
         return DecoderState(self.h[:, rows], self.c[:, rows], feed, mem, keys, mask, self.padded)
 
 
+class StepModel(Protocol):
+    """What decoding, recording and every view need of a model: ``Seq2Seq`` (autograd, the
+    reference) and ``s2s_demo.inference.InferenceEngine`` (packed weights) both provide it.
+    Nothing outside the model reads its private attributes."""
+
+    config: ModelConfig
+
+    def encode(self, src: torch.Tensor, lengths: torch.Tensor) -> "DecoderState":
+        """src (B, S) padded ids, lengths (B,) -> the initial DecoderState of B rows."""
+
+    def step(self, prev_tokens: torch.Tensor, state: "DecoderState"
+             ) -> tuple[torch.Tensor, torch.Tensor | None, "DecoderState"]:
+        """prev_tokens (N,) -> calibrated log-probs (N, V), attention (N, S) or None, the new
+        state (its ``network`` field: the uncalibrated log-probs where calibration changed them)."""
+
+
 class Attention(nn.Module):
-    """Luong-style global attention with a dot, general (bilinear) or additive score.
+    """Global attention with Luong's general (bilinear) or Bahdanau's additive score.
 
     The score compares the decoder's current output ``h_t`` with every encoder output;
     ``additive`` is Bahdanau's ``v^T tanh(W h_t + U m_s)`` score used in this flow.
@@ -101,9 +118,10 @@ class Seq2Seq(nn.Module):
         self.emb_dropout = nn.Dropout(cfg.emb_dropout)
         self.dropout = nn.Dropout(cfg.dropout)
         inter = cfg.dropout if cfg.num_layers > 1 else 0.0
-        self.encoder = nn.LSTM(cfg.emb_size, cfg.enc_hidden_size, cfg.num_layers,
-                               batch_first=True, bidirectional=True, dropout=inter)
-        # The bridge: [forward; backward] final state of each layer -> decoder initial state.
+        rnn = nn.GRU if cfg.encoder_rnn == "gru" else nn.LSTM
+        self.encoder = rnn(cfg.emb_size, cfg.enc_hidden_size, cfg.num_layers,
+                           batch_first=True, bidirectional=True, dropout=inter)
+        # The bridge: [forward; backward] final state -> decoder initial state (cfg.bridge says which).
         self.bridge_h = nn.Linear(2 * cfg.enc_hidden_size, cfg.dec_hidden_size)
         self.bridge_c = nn.Linear(2 * cfg.enc_hidden_size, cfg.dec_hidden_size)
         memory_size = 2 * cfg.enc_hidden_size
@@ -118,7 +136,7 @@ class Seq2Seq(nn.Module):
         else:
             self.attention = Attention(cfg.attention, cfg.dec_hidden_size, memory_size)
             combine_in = cfg.dec_hidden_size + memory_size
-        self.combine = nn.Linear(combine_in, self.output_size, bias=False)
+        self.combine = nn.Linear(combine_in, self.output_size, bias=cfg.combine_bias)
         self.generator = nn.Linear(self.output_size, cfg.tgt_vocab_size, bias=True)
         if cfg.tie_embeddings:
             self.generator.weight = self.tgt_embed.weight
@@ -134,7 +152,7 @@ class Seq2Seq(nn.Module):
 
     def key_projection(self) -> nn.Module | None:
         """The attention's key projection (None for dot attention or none)."""
-        return self.attention.key_proj if self.attention is not None and self.attention.kind != "dot" else None
+        return self.attention.key_proj if self.attention is not None else None
 
     def encode_with(self, src: torch.Tensor, lengths: torch.Tensor, encoder: nn.Module,
                     bridge: dict, key_proj, embedded: torch.Tensor | None = None) -> DecoderState:
@@ -153,11 +171,15 @@ class Seq2Seq(nn.Module):
         padded = not bool((lengths == src.size(1)).all())
         if not padded:
             # no padding (one sentence, as on the demo page): packing would only cost time
-            memory, (h, c) = encoder(emb)
+            memory, final = encoder(emb)
         else:
             packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            out, (h, c) = encoder(packed)
+            out, final = encoder(packed)
             memory, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
+        # an LSTM's final state is (h, c), a GRU's h alone; the last_hidden bridge reads h only
+        h, c = final if isinstance(final, tuple) else (final, final)
+        if cfg.bridge == "last_hidden":
+            c = h
         memory, h, c = self.dropout(memory.float()), h.float(), c.float()
         batch = src.size(0)
 
@@ -165,6 +187,8 @@ class Seq2Seq(nn.Module):
             # (2L, B, He) -> (L, B, 2He): concatenate each layer's forward and backward state.
             state = state.view(cfg.num_layers, 2, batch, cfg.enc_hidden_size)
             state = torch.cat([state[:, 0], state[:, 1]], dim=-1)
+            if cfg.bridge == "last_hidden":  # the last layer's, for every decoder layer
+                state = state[-1:].expand(cfg.num_layers, -1, -1)
             return torch.tanh(_rows(bridge[name], state))
 
         src_mask = src != cfg.pad_id
@@ -176,9 +200,11 @@ class Seq2Seq(nn.Module):
                             feed, memory, keys, src_mask, padded)
 
     # ------------------------------------------------------------------ decoder
-    def _decode(self, tgt_in: torch.Tensor, state: DecoderState
+    def decode_sequence(self, tgt_in: torch.Tensor, state: DecoderState
                 ) -> tuple[torch.Tensor, torch.Tensor | None, DecoderState]:
-        """Run the decoder over tgt_in (N, T) -> pre-output (N, T, O), attention (N, T, S)."""
+        """Run the decoder over tgt_in (N, T) (teacher forcing) -> pre-outputs (N, T, O),
+        attention (N, T, S) or None and the state after the last position; ``output_log_probs``
+        turns pre-outputs into the distributions every view shows."""
         emb = self.emb_dropout(self.tgt_embed(tgt_in))
         if self.config.input_feeding:
             return self._decode_input_feeding(emb, state)
@@ -209,36 +235,18 @@ class Seq2Seq(nn.Module):
         context, attn = self.attention(out, state.keys, state.memory, state.src_mask)
         return self.dropout(torch.tanh(self.combine(torch.cat([out, context], -1)))), attn
 
-    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor,
-                teacher_forcing: float = 1.0) -> torch.Tensor:
-        """src (B, S), src_lengths (B,), tgt_in (B, T) starting with BOS
-        -> logits (B, T, V) for the next token at every position.
-
-        With ``teacher_forcing`` < 1 each step feeds the reference token with that
-        probability and the model's own argmax otherwise (scheduled sampling), which
-        needs a step-by-step loop; at 1.0 the whole target runs through the LSTM at once.
-        """
-        state = self.encode(src, src_lengths)
-        if teacher_forcing >= 1.0:
-            pre, _, _ = self._decode(tgt_in, state)
-            return self.logits(pre)
-        logits = []
-        prev = tgt_in[:, 0]
-        for t in range(tgt_in.size(1)):
-            pre, _, state = self._decode(prev.unsqueeze(1), state)
-            step_logits = self.logits(pre.squeeze(1))
-            logits.append(step_logits)
-            if t + 1 < tgt_in.size(1):
-                use_reference = torch.rand(prev.shape, device=prev.device) < teacher_forcing
-                prev = torch.where(use_reference, tgt_in[:, t + 1], step_logits.argmax(-1))
-        return torch.stack(logits, 1)
+    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        """src (B, S), src_lengths (B,), tgt_in (B, T) starting with BOS -> logits (B, T, V) for
+        the next token at every position (teacher forcing: the whole target at once)."""
+        pre, _, _ = self.decode_sequence(tgt_in, self.encode(src, src_lengths))
+        return self.logits(pre)
 
     def step(self, prev_tokens: torch.Tensor, state: DecoderState
              ) -> tuple[torch.Tensor, torch.Tensor | None, DecoderState]:
         """One decoding step for N rows: prev_tokens (N,) -> log-probs (N, V),
         attention (N, S) or None, and the new state. The reference step (nn.LSTM, autograd);
         decoding runs ``s2s_demo.inference.InferenceEngine.step``, the same maths on packed weights."""
-        pre, attn, new_state = self._decode(prev_tokens.unsqueeze(1), state)
+        pre, attn, new_state = self.decode_sequence(prev_tokens.unsqueeze(1), state)
         log_probs, new_state.network = calibrated(self.calibration, self.logits(pre.squeeze(1)))
         return log_probs, (attn.squeeze(1) if attn is not None else None), new_state
 
@@ -250,6 +258,10 @@ class Seq2Seq(nn.Module):
             raise ValueError("decoder states along a sequence cover models without input feeding")
         out, _ = self.decoder(self.emb_dropout(self.tgt_embed(tgt_in)), (state.h, state.c))
         return out
+
+    def output_log_probs(self, pre: torch.Tensor) -> torch.Tensor:
+        """Pre-outputs (..., O) -> the calibrated log-probs (..., V) every view shows."""
+        return self.calibration.log_probs(self.logits(pre))
 
     def logits(self, pre: torch.Tensor) -> torch.Tensor:
         """Pre-output (..., O) -> logits (..., V), divided by the model's temperature."""

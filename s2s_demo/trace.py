@@ -91,7 +91,7 @@ class Trace:
     timings_ms: dict = field(default_factory=dict)
     # the arithmetic decoding multiplied its weights in (s2s_demo.inference): float32 is exact,
     # so a reader can tell why two machines' probabilities differ
-    inference_dtype: str = "float32"
+    arithmetic: str = "float32"
     # how much the sentence is like the training data (s2s_demo.familiarity.measure)
     familiarity: dict | None = None
     # the best hypothesis ran into the length cap: its last step's EOS was forced by the cap
@@ -166,7 +166,7 @@ def _hypothesis_view(hyp: Hypothesis, tokenizer: TokenizerPair) -> HypothesisVie
 
 def build_trace(result: SearchResult, tokenizer: TokenizerPair, *, model_name: str, source: str,
                 source_ids: list[int], settings: dict, timings_ms: dict, length_cap: int | None = None,
-                inference_dtype: str = "float32", familiarity: dict | None = None,
+                arithmetic: str = "float32", familiarity: dict | None = None,
                 internals: dict | None = None, calibration: dict | None = None) -> Trace:
     """Turn a recorded SearchResult (one sentence) into a Trace. ``length_cap``: the search's
     most output tokens, to tell an output the cap ended from one the model ended; the rest
@@ -204,6 +204,6 @@ def build_trace(result: SearchResult, tokenizer: TokenizerPair, *, model_name: s
                  settings=settings, translation=hyps[0].text if hyps else "", steps=steps,
                  hypotheses=hyps, beam_nodes=nodes, seed=result.seed,
                  target_vocab_size=tokenizer.tgt_vocab_size, timings_ms=timings_ms, length_capped=capped,
-                 best_path=list(result.best_path), inference_dtype=inference_dtype, familiarity=familiarity,
+                 best_path=list(result.best_path), arithmetic=arithmetic, familiarity=familiarity,
                  internals=internals, calibration=calibration or {},
                  live_temperatures=list(TEMPERATURES) if settings.get("method") == "sample" else [1.0])

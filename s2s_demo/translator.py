@@ -12,15 +12,32 @@ from . import attribution, familiarity
 from .neighbours import NeighbourIndex, encode_states
 from . import internals as lstm_internals
 from .decoding import Hypothesis, length_normalizer, search, teacher_forced_log_probs, translate_ids
-from .hub import CARD_FILE, read_front_matter
-from .inference import InferenceEngine
+from .hub import resolve
+from .inference import ARITHMETIC_CHOICES, InferenceEngine, UnsupportedArithmetic
 from .model import Seq2Seq
+from .model_folder import CARD_FILE, ModelLoadError, load_model, load_tokenizer, read_front_matter
 from .settings import DecodeSettings, SettingsError, check_int
 from .tokenizer import TokenizerPair, normalize_text
 from .trace import Trace, build_trace
 
 MAX_CHARS = 1000
 MAX_SOURCE_TOKENS = 200
+
+
+def load(ref: str | Path, revision: str | None = None, device: str = "cpu", arithmetic: str = "float32",
+         inference_dtype: str | None = None) -> "Translator":
+    """A ready :class:`Translator` from a local model folder or a Hub repo id (both through
+    :meth:`Translator.from_folder`, so a shipped folder and a downloaded snapshot load alike).
+
+    ``arithmetic``: what decoding multiplies the weights in (see :mod:`s2s_demo.inference`):
+    "float32" (exact), "bfloat16", "float16", "int8", or "auto" (the fastest this CPU runs
+    within 0.01 of float32's probabilities). One the CPU cannot run is a
+    :class:`ModelLoadError` naming the missing CPU feature. ``inference_dtype`` is its old
+    name, still accepted (deprecated).
+    """
+    if inference_dtype is not None:
+        arithmetic = inference_dtype
+    return Translator.from_folder(resolve(ref, revision), device, arithmetic, ref=str(ref), revision=revision)
 
 
 class InputError(ValueError):
@@ -50,6 +67,24 @@ class Translator:
         self.name = self.card.get("model_name") or (folder.name if folder else "model")
         self.familiarity = familiarity.Thresholds.from_dict(read_results(folder).get("familiarity"))
         self.neighbours = NeighbourIndex.load(folder)
+
+    @classmethod
+    def from_folder(cls, folder: Path, device: str = "cpu", arithmetic: str = "float32",
+                    ref: str | None = None, revision: str | None = None) -> "Translator":
+        """The Translator of a local model folder: config validated before any weight is read,
+        weights loaded strictly from safetensors, tokenizers checked against the config.
+        ``arithmetic`` as in :func:`load`."""
+        if arithmetic not in ARITHMETIC_CHOICES:
+            raise ValueError(f"arithmetic {arithmetic!r} is not one of {', '.join(ARITHMETIC_CHOICES)}")
+        folder = Path(folder)
+        model = load_model(folder, device)
+        try:
+            engine = InferenceEngine(model, arithmetic)
+        except UnsupportedArithmetic as err:
+            raise ModelLoadError(str(err)) from err
+        tokenizer = load_tokenizer(folder, model.config)
+        return cls(model, tokenizer, folder=folder, ref=str(ref if ref is not None else folder),
+                   revision=revision, engine=engine)
 
     @property
     def pair(self) -> str:
@@ -131,7 +166,7 @@ class Translator:
             timings["internals_ms"] = round((time.perf_counter() - internals_start) * 1000, 2)
         trace = build_trace(result, self.tokenizer, model_name=self.name, source=text, source_ids=ids,
                             settings=settings.to_dict(), timings_ms=timings, length_cap=cap,
-                            inference_dtype=self.engine.arithmetic,
+                            arithmetic=self.engine.arithmetic,
                             familiarity=self._familiarity(text, ids, settings, result), internals=recorded,
                             calibration=self.model.calibration.to_dict())
         timings["total_ms"] = round((time.perf_counter() - start) * 1000, 2)

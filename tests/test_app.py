@@ -11,7 +11,8 @@ import sys
 import pytest
 from gradio_client import Client
 
-from s2s_demo import hub
+from s2s_demo.translator import load
+from s2s_demo.model_folder import save_folder
 from s2s_demo.inference import unsupported_reason
 from s2s_demo.settings import DecodeSettings
 from s2s_demo.translator import Translator
@@ -32,10 +33,10 @@ def model_dirs(tmp_path_factory, toy_tokenizer, toy_tokenizer_dir, toy_sentences
     root = tmp_path_factory.mktemp("models")
     for name, attention in (("toy-attn", "general"), ("toy-plain", "none")):
         card = CARD.format(name=name, desc=f"{attention} attention", example=toy_sentences[0])
-        hub.save_folder(make_model(toy_tokenizer, seed=4, attention=attention), toy_tokenizer_dir,
+        save_folder(make_model(toy_tokenizer, seed=4, attention=attention), toy_tokenizer_dir,
                         root / name, card)
     # toy-attn has an index of its training pairs; toy-plain has none
-    translator = hub.load(root / "toy-attn")
+    translator = load(root / "toy-attn")
     pairs = [(toy_corpus / f"{split}.{lang}").read_text(encoding="utf-8").splitlines()
              for split in ("train", "val") for lang in ("de", "en")]
     build_index(translator, pairs[0], pairs[1], 12, 8, 8, pairs[2]).save(root / "toy-attn")
@@ -217,20 +218,20 @@ def test_registry_loads_with_the_inference_dtype(model_dirs, toy_sentences):
     # float16 runs on every x86-64 CPU with AVX2 (fbgemm); the page names it
     if unsupported_reason("float16"):
         pytest.skip(unsupported_reason("float16"))
-    registry = ModelRegistry.discover(model_dirs, extra="", inference_dtype="float16")
+    registry = ModelRegistry.discover(model_dirs, extra="", arithmetic="float16")
     trace = registry.get("toy-attn").translate(toy_sentences[0]).to_dict()
-    assert trace["inference_dtype"] == "float16"
+    assert trace["arithmetic"] == "float16"
     assert "· float16 matmuls" in status_line(trace)
     exact = ModelRegistry.discover(model_dirs, extra="").get("toy-attn").translate(toy_sentences[0]).to_dict()
     assert "matmuls" not in status_line(exact)
 
 
 def test_bad_inference_dtype_setting_is_named():
-    env = {**os.environ, "S2S_INFERENCE_DTYPE": "float8"}
+    env = {**os.environ, "S2S_ARITHMETIC": "float8"}
     done = subprocess.run([sys.executable, "-c", "import app"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode != 0
-    assert "S2S_INFERENCE_DTYPE='float8' is not one of auto, float32, bfloat16, float16, int8" in done.stderr
+    assert "S2S_ARITHMETIC='float8' is not one of auto, float32, bfloat16, float16, int8" in done.stderr
 
 
 def test_status_line_names_the_seed_of_a_sample_and_a_length_cap(registry, toy_sentences):

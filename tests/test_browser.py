@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from s2s_demo import hub
+from s2s_demo.translator import load
+from s2s_demo.model_folder import save_folder
 from s2s_demo.settings import DecodeSettings
 from s2s_demo.ui.blocks import PAGE_CSS, build_demo
 from s2s_demo.ui.render import CONFIDENCE_COLORS, FORCED, NEIGHBOUR_COLORS, NEIGHBOUR_TOKEN, SOURCE_COLORS, UNREADABLE
@@ -32,8 +33,8 @@ def page_url(tmp_path_factory, toy_tokenizer, toy_tokenizer_dir):
     registry = ModelRegistry.discover(shipped, extra="")
     if not registry.names:  # before any model is shipped, a toy one shows the page works
         folder = tmp_path_factory.mktemp("m") / "toy"
-        hub.save_folder(make_model(toy_tokenizer), toy_tokenizer_dir, folder)
-        registry = ModelRegistry([hub.load(folder)])
+        save_folder(make_model(toy_tokenizer), toy_tokenizer_dir, folder)
+        registry = ModelRegistry([load(folder)])
     demo = build_demo(registry)
     demo.queue(default_concurrency_limit=2)
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, css=PAGE_CSS)

@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from s2s_demo import hub
+from s2s_demo.translator import load
+from s2s_demo.model_folder import ModelLoadError, save_folder
 from s2s_demo.config import ConfigError, ModelConfig
 from s2s_demo.inference import InferenceEngine
 from train import calibration
@@ -58,14 +59,14 @@ def test_the_model_temperature_is_one_distribution_everywhere(toy_tokenizer, toy
     torch.testing.assert_close(_decode_log_probs(model, src, lengths, tgt_in)[0], expected, atol=1e-5, rtol=1e-5)
     engine_lp, _ = _decode_log_probs(InferenceEngine(model), src, lengths, tgt_in)  # page, API, CLI
     torch.testing.assert_close(engine_lp, expected, atol=1e-5, rtol=1e-5)
-    folder = hub.save_folder(model, toy_tokenizer_dir, tmp_path / "m")
-    assert hub.load(folder).model.config.temperature == 0.5  # stored in config.json
+    folder = save_folder(model, toy_tokenizer_dir, tmp_path / "m")
+    assert load(folder).model.config.temperature == 0.5  # stored in config.json
     with pytest.raises(ConfigError, match="temperature"):
         ModelConfig(src_vocab_size=10, tgt_vocab_size=10, temperature=0)
 
 
 def test_report_and_fit_run_through_the_page_path(tmp_path, toy_tokenizer, toy_tokenizer_dir, capsys):
-    folder = hub.save_folder(make_model(toy_tokenizer, seed=4, src_lang="de", tgt_lang="en"), toy_tokenizer_dir,
+    folder = save_folder(make_model(toy_tokenizer, seed=4, src_lang="de", tgt_lang="en"), toy_tokenizer_dir,
                              tmp_path / "toy")
     calibration.main(["--model", str(folder), "--data", str(MULTI30K), "--limit", "6", "--sample-sentences", "2",
                       "--seeds", "2", "--threads", "1", "--fit"])
@@ -78,7 +79,7 @@ def test_report_and_fit_run_through_the_page_path(tmp_path, toy_tokenizer, toy_t
 
 def test_record_writes_results_and_one_card_section(tmp_path, toy_tokenizer, toy_tokenizer_dir, capsys):
     card = "---\nmodel_name: toy\n---\n# toy\n\n## Results\n\nr\n\n## Model\n\nm\n"
-    folder = hub.save_folder(make_model(toy_tokenizer, seed=5), toy_tokenizer_dir, tmp_path / "toy", card)
+    folder = save_folder(make_model(toy_tokenizer, seed=5), toy_tokenizer_dir, tmp_path / "toy", card)
     args = ["--model", str(folder), "--data", str(MULTI30K), "--limit", "4", "--sample-sentences", "1",
             "--seeds", "1", "--threads", "1", "--record", "--json"]
     calibration.main(args)
@@ -112,11 +113,11 @@ def test_a_calibration_removes_the_floor_keeps_the_order_and_every_log_prob_fini
                                         ({**CALIBRATED, "temperature": "hot"}, "calibration.temperature must be"),
                                         ("1.2", "calibration must be an object")])
 def test_a_bad_calibration_in_config_json_is_named_at_load(tmp_path, toy_tokenizer, toy_tokenizer_dir, bad, field):
-    folder = hub.save_folder(make_model(toy_tokenizer), toy_tokenizer_dir, tmp_path / "m")
+    folder = save_folder(make_model(toy_tokenizer), toy_tokenizer_dir, tmp_path / "m")
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, "calibration": bad}))
-    with pytest.raises(hub.ModelLoadError, match=field):
-        hub.load(folder)
+    with pytest.raises(ModelLoadError, match=field):
+        load(folder)
 
 
 def test_the_calibrated_probability_is_one_number_everywhere(tmp_path, toy_tokenizer, toy_tokenizer_dir,
@@ -128,8 +129,8 @@ def test_the_calibrated_probability_is_one_number_everywhere(tmp_path, toy_token
 
     model = make_model(toy_tokenizer)
     model.config.calibration = CALIBRATED
-    folder = hub.save_folder(model, toy_tokenizer_dir, tmp_path / "m")
-    translator = hub.load(folder)
+    folder = save_folder(model, toy_tokenizer_dir, tmp_path / "m")
+    translator = load(folder)
     assert not translator.model.calibration.identity
     text = toy_sentences[0]
     trace = translator.translate(text, DecodeSettings(method="greedy"))
@@ -141,5 +142,5 @@ def test_the_calibrated_probability_is_one_number_everywhere(tmp_path, toy_token
     assert float(forced[0, first.token_id]) == pytest.approx(first.model_prob, abs=1e-5)
     assert first.network_prob is not None and first.network_prob != pytest.approx(first.model_prob, abs=1e-4)
     assert trace.to_dict()["calibration"] == CALIBRATED
-    plain = hub.load(hub.save_folder(make_model(toy_tokenizer), toy_tokenizer_dir, tmp_path / "plain"))
+    plain = load(save_folder(make_model(toy_tokenizer), toy_tokenizer_dir, tmp_path / "plain"))
     assert plain.translate(text).steps[0].network_prob is None  # no calibration: one distribution

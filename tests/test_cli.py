@@ -4,7 +4,8 @@ import sys
 
 import pytest
 
-from s2s_demo import hub
+from s2s_demo.translator import load
+from s2s_demo.model_folder import save_folder
 from s2s_demo.settings import DecodeSettings
 
 from .conftest import ROOT, make_model
@@ -12,14 +13,14 @@ from .conftest import ROOT, make_model
 
 def test_translate_command_reads_lines_and_writes_one_per_line(tmp_path, toy_tokenizer, toy_tokenizer_dir,
                                                                toy_sentences):
-    folder = hub.save_folder(make_model(toy_tokenizer), toy_tokenizer_dir, tmp_path / "toy")
+    folder = save_folder(make_model(toy_tokenizer), toy_tokenizer_dir, tmp_path / "toy")
     lines = [toy_sentences[0], "", toy_sentences[1]]
     result = subprocess.run([sys.executable, "-m", "s2s_demo", "translate", "--model", str(folder),
                              "--method", "greedy"], input="\n".join(lines) + "\n", capture_output=True,
                             text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr
     out = result.stdout.split("\n")[:-1]
-    expected = hub.load(folder).translate_batch(lines, hub.load(folder).default_settings().replace(method="greedy"))
+    expected = load(folder).translate_batch(lines, load(folder).default_settings().replace(method="greedy"))
     assert out == expected and out[1] == "" and out[0]
 
 
@@ -29,7 +30,7 @@ def test_translate_command_names_the_lines_it_could_not_translate(tmp_path, toy_
     lines are translated; the exit status is 1 only under --strict."""
     from s2s_demo.translator import MAX_CHARS
 
-    folder = hub.save_folder(make_model(toy_tokenizer), toy_tokenizer_dir, tmp_path / "toy")
+    folder = save_folder(make_model(toy_tokenizer), toy_tokenizer_dir, tmp_path / "toy")
     lines = [toy_sentences[0], "x" * (MAX_CHARS + 1), toy_sentences[1]]
     command = [sys.executable, "-m", "s2s_demo", "translate", "--model", str(folder), "--method", "greedy"]
     for strict, status in (([], 0), (["--strict"], 1)):
@@ -68,7 +69,7 @@ def test_translate_command_bad_model_is_a_clear_error(tmp_path):
 
 
 def test_evaluate_command_passes_its_decoding_options_on(tmp_path, toy_tokenizer, toy_tokenizer_dir, toy_corpus):
-    folder = hub.save_folder(make_model(toy_tokenizer), toy_tokenizer_dir, tmp_path / "toy")
+    folder = save_folder(make_model(toy_tokenizer), toy_tokenizer_dir, tmp_path / "toy")
     output = tmp_path / "hyps.txt"
     result = subprocess.run([sys.executable, "-m", "train.evaluate", "--model", str(folder), "--corpus", "parallel",
                              "--data", str(toy_corpus), "--split", "val", "--length-penalty", "0.8",
@@ -78,7 +79,7 @@ def test_evaluate_command_passes_its_decoding_options_on(tmp_path, toy_tokenizer
     scores = json.loads(result.stdout)
     assert (scores["length_penalty"], scores["length_penalty_type"], scores["no_repeat_ngram_size"]) == \
         (0.8, "average", 2)
-    translator = hub.load(folder)
+    translator = load(folder)
     settings = DecodeSettings(method="beam", beam_size=5, length_penalty=0.8, length_penalty_type="average",
                               no_repeat_ngram_size=2)
     sources = (toy_corpus / "val.de").read_text(encoding="utf-8").splitlines()

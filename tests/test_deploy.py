@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from s2s_demo import deploy
-from s2s_demo.hub import read_front_matter
+from s2s_demo.model_folder import read_front_matter
 
 from .conftest import ROOT, _free_port
 from .hub_server import HubServer, commit_folder

@@ -2,7 +2,9 @@
 
 import json
 
-from s2s_demo import familiarity, hub
+from s2s_demo.translator import load
+from s2s_demo.model_folder import save_folder
+from s2s_demo import familiarity
 from s2s_demo.settings import DecodeSettings
 
 from .conftest import make_model
@@ -28,17 +30,17 @@ def test_fit_thresholds_and_measure_on_the_toy_model(toy_tokenizer, toy_sentence
 
 
 def test_translator_reads_thresholds_from_results_json(tmp_path, toy_tokenizer, toy_tokenizer_dir, toy_sentences):
-    folder = hub.save_folder(make_model(toy_tokenizer, seed=6), toy_tokenizer_dir, tmp_path / "toy")
-    assert hub.load(folder).translate(toy_sentences[0]).familiarity["unfamiliar"] is None
+    folder = save_folder(make_model(toy_tokenizer, seed=6), toy_tokenizer_dir, tmp_path / "toy")
+    assert load(folder).translate(toy_sentences[0]).familiarity["unfamiliar"] is None
     strict = familiarity.Thresholds(rare_score=-1e9, rare_share=1.0, logprob=0.0)  # every translation is unsure
     (folder / "results.json").write_text(json.dumps({"familiarity": strict.to_dict()}))
-    translator = hub.load(folder)
+    translator = load(folder)
     trace = translator.translate(toy_sentences[0], DecodeSettings(method="greedy")).to_dict()
     assert trace["familiarity"]["unfamiliar"] is True and trace["familiarity"]["thresholds"] == strict.to_dict()
     sampled = translator.translate(toy_sentences[0], DecodeSettings(method="sample", seed=1)).familiarity
     assert sampled["mean_logprob"] is None and sampled["unfamiliar"] is False
     (folder / "results.json").write_text("{not json")
-    assert hub.load(folder).familiarity is None  # a broken results.json never stops the model
+    assert load(folder).familiarity is None  # a broken results.json never stops the model
 
 
 def test_the_trace_names_the_characters_the_model_cannot_read(random_translator, toy_sentences):

@@ -3,8 +3,10 @@ import shutil
 import pytest
 import torch
 
+from s2s_demo.translator import load
+from s2s_demo.model_folder import save_folder
 from s2s_demo import hub
-from s2s_demo.hub import ModelLoadError
+from s2s_demo.model_folder import ModelLoadError
 from s2s_demo.inference import ARITHMETICS, unsupported_reason
 from s2s_demo.settings import DecodeSettings
 
@@ -16,7 +18,7 @@ from .hub_server import HubServer, commit_folder
 def model_folder(tmp_path_factory, toy_tokenizer, toy_tokenizer_dir):
     folder = tmp_path_factory.mktemp("model") / "toy-de-en"
     card = "---\nlanguage: [de, en]\nmodel_name: toy-de-en\ndescription: A toy model\n---\n# toy\n"
-    hub.save_folder(make_model(toy_tokenizer, seed=1), toy_tokenizer_dir, folder, card)
+    save_folder(make_model(toy_tokenizer, seed=1), toy_tokenizer_dir, folder, card)
     return folder
 
 
@@ -26,7 +28,7 @@ def hub_server(tmp_path_factory, model_folder, toy_tokenizer, toy_tokenizer_dir)
     server = HubServer(root, HUB_PORT)
     first = commit_folder(server.repo_path("s2s-demo/toy-de-en"), model_folder, "first weights")
     other = root / "other"
-    hub.save_folder(make_model(toy_tokenizer, seed=2), toy_tokenizer_dir, other)
+    save_folder(make_model(toy_tokenizer, seed=2), toy_tokenizer_dir, other)
     shutil.copy(model_folder / "README.md", other / "README.md")
     second = commit_folder(server.repo_path("s2s-demo/toy-de-en"), other, "second weights")
     server.start()
@@ -42,7 +44,7 @@ def _outputs(translator, sentences):
 
 def test_save_load_round_trip_is_identical(model_folder, toy_tokenizer, toy_sentences):
     original = make_model(toy_tokenizer, seed=1)
-    loaded = hub.load(model_folder)
+    loaded = load(model_folder)
     for name, tensor in original.state_dict().items():
         assert torch.equal(tensor, loaded.model.state_dict()[name]), name
     assert loaded.model.generator.weight.data_ptr() == loaded.model.tgt_embed.weight.data_ptr()
@@ -52,33 +54,33 @@ def test_save_load_round_trip_is_identical(model_folder, toy_tokenizer, toy_sent
 
 
 def test_load_from_loopback_hub(hub_server, model_folder, toy_sentences):
-    from_hub = hub.load("s2s-demo/toy-de-en", revision=hub_server.commits[0])
-    from_disk = hub.load(model_folder)
+    from_hub = load("s2s-demo/toy-de-en", revision=hub_server.commits[0])
+    from_disk = load(model_folder)
     assert _outputs(from_hub, toy_sentences[:3]) == _outputs(from_disk, toy_sentences[:3])
     assert from_hub.folder != model_folder  # it really came through the Hub cache
 
 
 def test_hub_revision_selects_weights(hub_server, toy_sentences):
-    first = hub.load("s2s-demo/toy-de-en", revision=hub_server.commits[0])
-    latest = hub.load("s2s-demo/toy-de-en")
-    second = hub.load("s2s-demo/toy-de-en", revision=hub_server.commits[1])
+    first = load("s2s-demo/toy-de-en", revision=hub_server.commits[0])
+    latest = load("s2s-demo/toy-de-en")
+    second = load("s2s-demo/toy-de-en", revision=hub_server.commits[1])
     assert _outputs(latest, toy_sentences[:2]) == _outputs(second, toy_sentences[:2])
     assert not torch.equal(first.model.src_embed.weight, second.model.src_embed.weight)
 
 
 def test_unknown_hub_repo_is_a_clear_error(hub_server):
     with pytest.raises(ModelLoadError, match="not found"):
-        hub.load("s2s-demo/no-such-model")
+        load("s2s-demo/no-such-model")
 
 
 def test_missing_folder_and_bad_ids(tmp_path):
     with pytest.raises(ModelLoadError, match="does not exist"):
-        hub.load(tmp_path / "nothing-here")
+        load(tmp_path / "nothing-here")
     with pytest.raises(ModelLoadError, match="does not exist"):
-        hub.load("not a repo id!")
+        load("not a repo id!")
     (tmp_path / "file.txt").write_text("x")
     with pytest.raises(ModelLoadError, match="is a file"):
-        hub.load(tmp_path / "file.txt")
+        load(tmp_path / "file.txt")
 
 
 def _copy(model_folder, tmp_path):
@@ -91,14 +93,14 @@ def test_missing_file_is_named(model_folder, tmp_path):
     broken = _copy(model_folder, tmp_path)
     (broken / "target.model").unlink()
     with pytest.raises(ModelLoadError, match="missing target.model"):
-        hub.load(broken)
+        load(broken)
 
 
 def test_corrupt_weights_are_named(model_folder, tmp_path):
     broken = _copy(model_folder, tmp_path)
     (broken / "model.safetensors").write_bytes(b"\x00\x01not a safetensors file")
     with pytest.raises(ModelLoadError, match="not a valid safetensors file"):
-        hub.load(broken)
+        load(broken)
 
 
 def test_truncated_weights_are_named(model_folder, tmp_path):
@@ -106,7 +108,7 @@ def test_truncated_weights_are_named(model_folder, tmp_path):
     data = (broken / "model.safetensors").read_bytes()
     (broken / "model.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(ModelLoadError, match="model.safetensors"):
-        hub.load(broken)
+        load(broken)
 
 
 def test_config_that_does_not_match_weights(model_folder, tmp_path):
@@ -114,19 +116,19 @@ def test_config_that_does_not_match_weights(model_folder, tmp_path):
     text = (broken / "config.json").read_text().replace('"dec_hidden_size": 32', '"dec_hidden_size": 48')
     (broken / "config.json").write_text(text)
     with pytest.raises(ModelLoadError, match="does not match config.json"):
-        hub.load(broken)
+        load(broken)
     text = text.replace('"dec_hidden_size": 48', '"dec_hidden_size": 32').replace('"attention": "general"',
                                                                                  '"attention": "none"')
     (broken / "config.json").write_text(text)
     with pytest.raises(ModelLoadError, match="does not match config.json"):
-        hub.load(broken)
+        load(broken)
 
 
 def test_bad_config_json(model_folder, tmp_path):
     broken = _copy(model_folder, tmp_path)
     (broken / "config.json").write_text("{not json")
     with pytest.raises(ModelLoadError, match="not valid JSON"):
-        hub.load(broken)
+        load(broken)
 
 
 def test_tokenizer_vocabulary_must_match(model_folder, tmp_path, toy_corpus):
@@ -137,7 +139,7 @@ def test_tokenizer_vocabulary_must_match(model_folder, tmp_path, toy_corpus):
     smaller = train_sentencepiece(lines, tmp_path / "smaller", vocab_size=60)
     shutil.copy(smaller, broken / "target.model")
     with pytest.raises(ModelLoadError, match="do not match config.json"):
-        hub.load(broken)
+        load(broken)
 
 
 def test_parse_ref():
@@ -147,18 +149,18 @@ def test_parse_ref():
 
 def test_load_picks_the_inference_dtype(model_folder, toy_sentences):
     greedy = DecodeSettings(method="greedy")
-    exact = hub.load(model_folder)
+    exact = load(model_folder)
     assert exact.engine.arithmetic == "float32"
-    assert exact.translate(toy_sentences[0], greedy).inference_dtype == "float32"
+    assert exact.translate(toy_sentences[0], greedy).arithmetic == "float32"
     for arithmetic in ARITHMETICS[1:]:
         if unsupported_reason(arithmetic):
             with pytest.raises(ModelLoadError, match=f"^{arithmetic} decoding needs"):
-                hub.load(model_folder, inference_dtype=arithmetic)
+                load(model_folder, arithmetic=arithmetic)
             continue
-        other = hub.load(model_folder, inference_dtype=arithmetic)
-        assert other.translate(toy_sentences[0], greedy).to_dict()["inference_dtype"] == arithmetic
-    auto = hub.load(model_folder, inference_dtype="auto")
+        other = load(model_folder, arithmetic=arithmetic)
+        assert other.translate(toy_sentences[0], greedy).to_dict()["arithmetic"] == arithmetic
+    auto = load(model_folder, arithmetic="auto")
     assert auto.engine.arithmetic in ("float16", "float32")
     assert unsupported_reason(auto.engine.arithmetic) is None
-    with pytest.raises(ValueError, match="inference_dtype 'int4'"):
-        hub.load(model_folder, inference_dtype="int4")
+    with pytest.raises(ValueError, match="arithmetic 'int4'"):
+        load(model_folder, arithmetic="int4")

@@ -52,7 +52,7 @@ def test_every_product_is_close_to_the_exact_one(arithmetic, rows, bias):
 @pytest.mark.parametrize("attention,feeding", KINDS)
 def test_engine_steps_like_the_reference_model(toy_tokenizer, toy_sentences, arithmetic, layers, attention, feeding):
     runnable(arithmetic)
-    extra = {"enc_hidden_size": 16, "dec_hidden_size": 32} if attention == "dot" else {}
+    extra = {}
     model = make_model(toy_tokenizer, attention=attention, input_feeding=feeding, num_layers=layers, **extra)
     src, lengths = _batch(toy_tokenizer, toy_sentences[:3])  # padded: the packed encoder path
     tgt_in = torch.tensor([[2, 7, 8, 9]] * 3)

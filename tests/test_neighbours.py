@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from s2s_demo import hub
+from s2s_demo.translator import load
+from s2s_demo.model_folder import save_folder
 from s2s_demo.neighbours import INDEX_FILE, NeighbourIndex
 from train.neighbours import build, encode_pairs
 
@@ -12,8 +13,8 @@ from .conftest import corpus_pairs, make_model
 
 
 def test_a_training_pair_finds_itself_in_both_indexes(tmp_path, toy_tokenizer, toy_tokenizer_dir, toy_corpus):
-    hub.save_folder(make_model(toy_tokenizer, seed=2), toy_tokenizer_dir, tmp_path / "m")
-    translator = hub.load(tmp_path / "m")
+    save_folder(make_model(toy_tokenizer, seed=2), toy_tokenizer_dir, tmp_path / "m")
+    translator = load(tmp_path / "m")
     sources, targets = corpus_pairs(toy_corpus, "train")
     index = build(translator, sources, targets, 10, 8, 8, corpus_pairs(toy_corpus, "val")[0])
     index.save(tmp_path / "m")
@@ -34,15 +35,15 @@ def test_a_training_pair_finds_itself_in_both_indexes(tmp_path, toy_tokenizer, t
 
 def test_the_translator_reads_its_index_and_a_broken_one_is_none(tmp_path, toy_tokenizer, toy_tokenizer_dir,
                                                                  toy_corpus):
-    hub.save_folder(make_model(toy_tokenizer, seed=2), toy_tokenizer_dir, tmp_path / "m")
-    translator = hub.load(tmp_path / "m")
+    save_folder(make_model(toy_tokenizer, seed=2), toy_tokenizer_dir, tmp_path / "m")
+    translator = load(tmp_path / "m")
     assert translator.neighbours is None  # no index: the page says so
     sources, targets = corpus_pairs(toy_corpus, "train")
     build(translator, sources, targets, 5, 4, 4, corpus_pairs(toy_corpus, "val")[0]).save(tmp_path / "m")
-    nearest = hub.load(tmp_path / "m").nearest_examples(sources[0], k=2)
+    nearest = load(tmp_path / "m").nearest_examples(sources[0], k=2)
     assert nearest["sentences"][0]["source"] == sources[0] and len(nearest["trajectory"]["background"]) > 0
     (tmp_path / "m" / INDEX_FILE).write_bytes(b"not a safetensors file")
-    assert hub.load(tmp_path / "m").neighbours is None  # logged, and the model still loads
+    assert load(tmp_path / "m").neighbours is None  # logged, and the model still loads
 
 
 def test_the_engine_gives_the_models_own_states(toy_tokenizer):

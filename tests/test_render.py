@@ -2,6 +2,8 @@
 
 import math
 
+from s2s_demo.translator import load
+from s2s_demo.model_folder import save_folder
 from s2s_demo.ui import render
 
 
@@ -126,17 +128,16 @@ def test_every_figure_the_page_draws_is_valid_plotly(tmp_path, toy_tokenizer, to
     # (render._figure): here plotly.py's own validation reads each one, and rejects any unknown property
     import plotly.graph_objects as go
 
-    from s2s_demo import hub
     from s2s_demo.settings import DecodeSettings
     from train.neighbours import build
 
     from .conftest import corpus_pairs, make_model
 
-    hub.save_folder(make_model(toy_tokenizer, seed=2), toy_tokenizer_dir, tmp_path / "m")
-    translator = hub.load(tmp_path / "m")
+    save_folder(make_model(toy_tokenizer, seed=2), toy_tokenizer_dir, tmp_path / "m")
+    translator = load(tmp_path / "m")
     sources, targets = corpus_pairs(toy_corpus, "train")
     build(translator, sources, targets, 5, 4, 4, corpus_pairs(toy_corpus, "val")[0]).save(tmp_path / "m")
-    translator = hub.load(tmp_path / "m")
+    translator = load(tmp_path / "m")
     text = toy_sentences[0]
     trace = translator.translate(text, DecodeSettings(method="beam", beam_size=3), internals=True).to_dict()
     recorded = trace["internals"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.results_table import table
-from s2s_demo.hub import load
+from s2s_demo.translator import load
 from s2s_demo.settings import DecodeSettings
 from train.prepare import read_split
 
@@ -20,7 +20,7 @@ SOURCES = {"de": "Zwei Hunde spielen im Schnee.", "en": "Two dogs are playing in
 
 @pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: p.name)
 def test_shipped_model_loads_and_names_itself_after_its_folder(folder):
-    translator = load(str(folder), inference_dtype="float32")
+    translator = load(str(folder), arithmetic="float32")
     assert translator.name == folder.name
     source = SOURCES[translator.model.config.src_lang]
     trace = translator.translate(source, DecodeSettings(method="beam", beam_size=5))
@@ -37,7 +37,7 @@ def test_card_states_the_measured_beam_scores(folder):
 
 @pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: p.name)
 def test_familiarity_flags_unreadable_text_and_few_test_captions(folder):
-    translator = load(str(folder), inference_dtype="float32")
+    translator = load(str(folder), arithmetic="float32")
     if translator.familiarity is None:
         pytest.skip(f"{folder.name}'s results.json has no familiarity thresholds")
     cfg = translator.model.config
@@ -49,7 +49,7 @@ def test_familiarity_flags_unreadable_text_and_few_test_captions(folder):
 
 
 def test_an_output_cut_by_the_length_cap_says_so():
-    translator = load(str(ROOT / "assets" / "models" / "en-de"), inference_dtype="float32")
+    translator = load(str(ROOT / "assets" / "models" / "en-de"), arithmetic="float32")
     capped = translator.translate(SOURCES["en"], DecodeSettings(method="greedy", max_length=3))
     assert capped.length_capped and len(capped.steps) == 3
     assert capped.steps[-1].forced and capped.steps[-1].piece == "</s>"  # the cap chose it, not the model

@@ -13,7 +13,8 @@ import pytest
 import torch
 import yaml
 
-from s2s_demo import hub
+from s2s_demo.translator import load
+from s2s_demo.model_folder import load_model, save_folder
 from s2s_demo.config import ModelConfig
 from s2s_demo.settings import DecodeSettings
 from s2s_demo.tokenizer import SubwordSampling
@@ -43,7 +44,7 @@ def write_config(tmp_path, toy_corpus, out_dir, **training):
 def test_tiny_model_overfits_and_translates_its_training_set(tmp_path, toy_corpus):
     config = load_config(write_config(tmp_path, toy_corpus, tmp_path / "run"))
     folder = train(config)
-    translator = hub.load(folder)
+    translator = load(folder)
     sources = (toy_corpus / "train.de").read_text(encoding="utf-8").splitlines()
     targets = (toy_corpus / "train.en").read_text(encoding="utf-8").splitlines()
     tok = translator.tokenizer
@@ -115,7 +116,7 @@ def test_fine_tune_starts_from_a_published_folder(tmp_path, toy_corpus):
     # the tokenizer files are the first run's, and at lr 0 the weights are unchanged
     for name in ("source.model", "target.model"):
         assert (second / name).read_bytes() == (first / name).read_bytes()
-    a, b = hub.load_model(first), hub.load_model(second)
+    a, b = load_model(first), load_model(second)
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(x, y), name
 
@@ -123,10 +124,10 @@ def test_fine_tune_starts_from_a_published_folder(tmp_path, toy_corpus):
 def test_export_blends_the_fine_tune_with_its_start(tmp_path, toy_corpus):
     first = train(load_config(write_config(tmp_path, toy_corpus, tmp_path / "first", max_steps=20)))
     path = write_config(tmp_path, toy_corpus, tmp_path / "tuned", max_steps=10, init_from=str(first))
-    tuned = hub.load_model(train(load_config(path))).state_dict()
+    tuned = load_model(train(load_config(path))).state_dict()
     # a finished run exports again on rerun: the same checkpoints, now blended with the start
-    blended = hub.load_model(train(load_config(path, {"training.export_init_share": 0.25}))).state_dict()
-    start = hub.load_model(first).state_dict()
+    blended = load_model(train(load_config(path, {"training.export_init_share": 0.25}))).state_dict()
+    start = load_model(first).state_dict()
     moved = 0
     for name, x in blended.items():
         torch.testing.assert_close(x, 0.25 * start[name] + 0.75 * tuned[name], rtol=0, atol=1e-7)
@@ -156,7 +157,7 @@ def test_wall_clock_budget_stops_training_and_exports(tmp_path, toy_corpus):
     folder = train(config)
     step = torch.load(tmp_path / "budget" / "checkpoints" / "last.pt", weights_only=True)["progress"]["step"]
     assert 1 <= step < 10**6
-    assert hub.load(folder).translate_batch(["ein Hund"], DecodeSettings(method="greedy"))
+    assert load(folder).translate_batch(["ein Hund"], DecodeSettings(method="greedy"))
 
 
 @pytest.mark.parametrize("device,message", [
@@ -195,7 +196,7 @@ def test_torchrun_two_processes(tmp_path, toy_corpus):
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "model folder" in result.stdout
-    translator = hub.load(tmp_path / "ddp" / "model")
+    translator = load(tmp_path / "ddp" / "model")
     assert isinstance(translator.translate(translator.tokenizer.source.decode([10, 11])).translation, str)
     progress = torch.load(tmp_path / "ddp" / "checkpoints" / "last.pt", weights_only=True)["progress"]
     assert progress["step"] == 20
@@ -215,19 +216,19 @@ def test_soup_is_the_weighted_mean_and_refuses_what_does_not_line_up(tmp_path, t
 
     folders = []
     for seed in (1, 2, 3):
-        folders.append(hub.save_folder(make_model(toy_tokenizer, seed=seed), toy_tokenizer_dir, tmp_path / f"m{seed}"))
+        folders.append(save_folder(make_model(toy_tokenizer, seed=seed), toy_tokenizer_dir, tmp_path / f"m{seed}"))
     out = tmp_path / "soup"
     argv = ["soup", "--out", str(out), f"{folders[0]}=0.5", f"{folders[1]}=0.25", f"{folders[2]}=0.25"]
     with mock.patch.object(sys, "argv", argv):
         soup_main()
-    states = [hub.load_model(f).state_dict() for f in folders]
-    mixed = hub.load_model(out).state_dict()
+    states = [load_model(f).state_dict() for f in folders]
+    mixed = load_model(out).state_dict()
     for key, value in mixed.items():
         torch.testing.assert_close(value, 0.5 * states[0][key] + 0.25 * states[1][key] + 0.25 * states[2][key])
-    trace = hub.load(out).translate("ein Hund")  # a usable folder: it loads and decodes to an end
+    trace = load(out).translate("ein Hund")  # a usable folder: it loads and decodes to an end
     assert trace.hypotheses and trace.steps and trace.steps[-1].piece == "</s>"
 
-    wider = hub.save_folder(make_model(toy_tokenizer, seed=4, dec_hidden_size=48), toy_tokenizer_dir, tmp_path / "w")
+    wider = save_folder(make_model(toy_tokenizer, seed=4, dec_hidden_size=48), toy_tokenizer_dir, tmp_path / "w")
     for args, message in (([f"{folders[0]}=0.5", f"{folders[1]}=0.4"], "sum to 1"),
                           ([f"{folders[0]}=0.5", f"{wider}=0.5"], "another architecture"),
                           ([f"{folders[0]}"], "FOLDER=SHARE")):
@@ -262,8 +263,8 @@ def test_ensemble_averages_its_members_probabilities(toy_tokenizer, toy_sentence
 def test_ensemble_loads_only_teachers_with_the_same_tokenizers(tmp_path, toy_tokenizer, toy_tokenizer_dir):
     from train.distill import load_ensemble
 
-    a = hub.save_folder(make_model(toy_tokenizer, seed=1), toy_tokenizer_dir, tmp_path / "a")
-    b = hub.save_folder(make_model(toy_tokenizer, seed=2), toy_tokenizer_dir, tmp_path / "b")
+    a = save_folder(make_model(toy_tokenizer, seed=1), toy_tokenizer_dir, tmp_path / "a")
+    b = save_folder(make_model(toy_tokenizer, seed=2), toy_tokenizer_dir, tmp_path / "b")
     teacher = load_ensemble([str(a), str(b)], "float32")
     assert len(teacher.engine.members) == 2
     assert teacher.translate("ein Hund").steps  # the ensemble decodes through the page's path

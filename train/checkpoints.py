@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from s2s_demo.hub import load_model, save_folder
+from s2s_demo.model_folder import load_model, save_folder
 from s2s_demo.model import Seq2Seq
 
 from .soup import weighted_mean

@@ -25,9 +25,9 @@ DEFAULTS = {
     "model": {},
     "training": {
         "optimizer": "adamw", "lr": 0.002, "betas": [0.9, 0.98], "weight_decay": 0.0,
-        "momentum": 0.0, "schedule": "inverse_sqrt", "warmup_steps": 200,
+        "schedule": "inverse_sqrt", "warmup_steps": 200,
         "batch_tokens": 3000, "max_steps": 10000, "max_epochs": 100, "clip_norm": 1.0,
-        "label_smoothing": 0.1, "teacher_forcing": 1.0, "valid_every": 200,
+        "label_smoothing": 0.1, "valid_every": 200,
         "valid_max_sentences": 1014, "checkpoint_every": 100, "keep_checkpoints": 5,
         "average_checkpoints": 5, "patience": 6, "seed": 1, "threads": 0, "device": "cpu",
         "out_dir": "runs/model", "init_from": None, "max_minutes": 0,

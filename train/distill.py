@@ -24,7 +24,9 @@ import torch
 from tqdm import tqdm
 
 from s2s_demo.decoding import model_device
-from s2s_demo.hub import INFERENCE_DTYPE_CHOICES, ModelLoadError, load
+from s2s_demo.model_folder import ModelLoadError
+from s2s_demo.translator import load
+from s2s_demo.inference import ARITHMETIC_CHOICES
 from s2s_demo.model import DecoderState
 from s2s_demo.settings import DecodeSettings
 from s2s_demo.translator import Translator
@@ -81,10 +83,10 @@ class Ensemble:
         return log_probs, attn, EnsembleState([out[2] for out in outputs])
 
 
-def load_ensemble(folders: list[str], inference_dtype: str = "auto") -> Translator:
+def load_ensemble(folders: list[str], arithmetic: str = "auto") -> Translator:
     """A Translator over the ensemble of the model folders; the first gives the tokenizers and the
     card (its tuned length penalty)."""
-    translators = [load(folder, inference_dtype=inference_dtype) for folder in folders]
+    translators = [load(folder, arithmetic=arithmetic) for folder in folders]
     first = translators[0]
     for translator in translators[1:]:
         check_same_tokenizers(Path(translator.folder), Path(first.folder))
@@ -128,13 +130,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the distilled corpus folder here")
     parser.add_argument("--score", metavar="SPLIT", help="print the ensemble's beam-5 BLEU on this split")
     parser.add_argument("--length-penalty", type=float, default=None, help="default: the first teacher's")
-    parser.add_argument("--dtype", default="bfloat16", choices=INFERENCE_DTYPE_CHOICES)
+    parser.add_argument("--arithmetic", "--dtype", default="bfloat16", choices=ARITHMETIC_CHOICES)
     parser.add_argument("--limit", type=int, default=None, help="distill only the first N training pairs")
     args = parser.parse_args()
     if not args.out and not args.score:
         parser.error("nothing to do: give --out, --score or both")
     try:
-        teacher = load_ensemble(args.teachers, args.dtype)
+        teacher = load_ensemble(args.teachers, args.arithmetic)
     except (ModelLoadError, ValueError) as err:
         parser.error(str(err))
     settings = teacher.default_settings().replace(method="beam", beam_size=5)
@@ -147,7 +149,7 @@ def main() -> None:
     if args.score:
         result = evaluate(teacher, read_split(data, args.score), settings)
         print(f"ensemble of {len(args.teachers)} on {args.score}, beam 5, alpha {settings.length_penalty} "
-              f"({args.dtype}): BLEU {result['bleu']:.2f} chrF {result['chrf']:.2f}\n  {result['bleu_signature']}")
+              f"({args.arithmetic}): BLEU {result['bleu']:.2f} chrF {result['chrf']:.2f}\n  {result['bleu_signature']}")
     if args.out:
         train = read_split(data, "train")
         write_corpus(args.out, data, train, distill(teacher, train.source, settings))

@@ -13,7 +13,9 @@ import time
 
 import sacrebleu
 
-from s2s_demo.hub import INFERENCE_DTYPE_CHOICES, load, parse_ref
+from s2s_demo.hub import parse_ref
+from s2s_demo.translator import load
+from s2s_demo.inference import ARITHMETIC_CHOICES
 from s2s_demo.runtime import tune_allocator
 from s2s_demo.settings import LENGTH_PENALTY_TYPES, DecodeSettings
 
@@ -50,12 +52,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--output", help="write the translations here, one per line")
     parser.add_argument("--json", action="store_true", help="print the scores as JSON")
-    parser.add_argument("--dtype", choices=INFERENCE_DTYPE_CHOICES, default="float32",
+    parser.add_argument("--arithmetic", "--dtype", choices=ARITHMETIC_CHOICES, default="float32",
                         help="inference dtype of the decoding matmuls (the cards report float32)")
     args = parser.parse_args(argv)
     tune_allocator()
     ref, revision = parse_ref(args.model)
-    translator = load(ref, revision, inference_dtype=args.dtype)
+    translator = load(ref, revision, arithmetic=args.arithmetic)
     cfg = translator.model.config
     text = read_split({"corpus": args.corpus, "path": args.data, "src_lang": cfg.src_lang,
                        "tgt_lang": cfg.tgt_lang}, args.split)
@@ -73,11 +75,11 @@ def main(argv: list[str] | None = None) -> None:
                   beam_size=args.beam_size if args.method == "beam" else 1,
                   length_penalty=settings.length_penalty, length_penalty_type=settings.length_penalty_type,
                   no_repeat_ngram_size=settings.no_repeat_ngram_size,
-                  inference_dtype=translator.engine.arithmetic)
+                  arithmetic=translator.engine.arithmetic)
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{args.model} {args.split} {args.method} ({result['inference_dtype']}): BLEU {result['bleu']:.2f} chrF {result['chrf']:.2f} "
+        print(f"{args.model} {args.split} {args.method} ({result['arithmetic']}): BLEU {result['bleu']:.2f} chrF {result['chrf']:.2f} "
               f"({result['sentences']} sentences, {result['seconds']:.1f} s)")
         print(f"  {result['bleu_signature']}\n  {result['chrf_signature']}")
 

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from s2s_demo.decoding import translate_ids
 from s2s_demo.familiarity import quantile
-from s2s_demo.hub import load
+from s2s_demo.translator import load
 from s2s_demo.neighbours import INDEX_FILE, TEXTS_FILE, NeighbourIndex, Projection, encode_states
 from s2s_demo.translator import MAX_SOURCE_TOKENS
 

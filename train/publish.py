@@ -18,7 +18,9 @@ from pathlib import Path
 
 import torch
 
-from s2s_demo.hub import CARD_FILE, load, push_folder, write_front_matter
+from s2s_demo.hub import push_folder
+from s2s_demo.model_folder import CARD_FILE, write_front_matter
+from s2s_demo.translator import load
 from s2s_demo.runtime import tune_allocator
 from s2s_demo.settings import DecodeSettings
 

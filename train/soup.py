@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from s2s_demo.config import ModelConfig
-from s2s_demo.hub import load_model, save_folder
+from s2s_demo.model_folder import load_model, save_folder
 from s2s_demo.tokenizer import SOURCE_FILE, TARGET_FILE
 
 

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from s2s_demo.config import ModelConfig
 from s2s_demo.decoding import translate_ids
-from s2s_demo.hub import load_model
+from s2s_demo.model_folder import load_model
 from s2s_demo.inference import InferenceEngine
 from s2s_demo.model import Seq2Seq
 from s2s_demo.runtime import cpu_name
@@ -71,9 +71,7 @@ def build_optimizer(model: torch.nn.Module, cfg: dict) -> torch.optim.Optimizer:
                                  weight_decay=cfg["weight_decay"])
     if name == "adam":
         return torch.optim.Adam(model.parameters(), lr=cfg["lr"], betas=tuple(cfg["betas"]))
-    if name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"])
-    raise ValueError(f"unknown optimizer {name!r} (adamw, adam, sgd)")
+    raise ValueError(f"unknown optimizer {name!r} (adamw, adam)")
 
 
 def lr_factor(step: int, cfg: dict) -> float:
@@ -115,9 +113,9 @@ def device_name(device: torch.device) -> str:
     return f"{cpu_name()} CPU"
 
 
-def batch_loss(model, batch, label_smoothing: float, teacher_forcing: float) -> torch.Tensor:
+def batch_loss(model, batch, label_smoothing: float) -> torch.Tensor:
     """Summed token cross-entropy of a batch (divide by batch.n_tokens for the mean)."""
-    logits = model(batch.src, batch.src_lengths, batch.tgt_in, teacher_forcing)
+    logits = model(batch.src, batch.src_lengths, batch.tgt_in)
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)), batch.tgt_out.reshape(-1),
                            ignore_index=model_config(model).pad_id,
                            label_smoothing=label_smoothing, reduction="sum")
@@ -140,7 +138,7 @@ def validate(model: Seq2Seq, examples: list[Example], references: list[str],
     with torch.no_grad():
         for idx in make_batches(examples, batch_tokens, seed=0, epoch=0):
             batch = collate([examples[i] for i in idx], cfg.pad_id, cfg.bos_id, cfg.eos_id)
-            total += float(batch_loss(model, batch, 0.0, 1.0))
+            total += float(batch_loss(model, batch, 0.0))
             tokens += batch.n_tokens
     # the demo's engine on a snapshot of the weights: the reference step is slower per step
     hyps_ids = translate_ids(InferenceEngine(model), [e.src for e in examples], DecodeSettings(method="greedy"))
@@ -293,7 +291,7 @@ class Trainer:
         cfg, tcfg = self.model_cfg, self.tcfg
         start = time.perf_counter()
         batch = collate([self.train_examples[i] for i in indices], cfg.pad_id, cfg.bos_id, cfg.eos_id).to(self.device)
-        loss = batch_loss(self.model, batch, tcfg["label_smoothing"], tcfg["teacher_forcing"])
+        loss = batch_loss(self.model, batch, tcfg["label_smoothing"])
         self.optimizer.zero_grad(set_to_none=True)
         (loss / batch.n_tokens).backward()
         if tcfg["clip_norm"]:

@@ -281,7 +281,7 @@ def main() -> None:
     if not Path(args.joey_python).exists():
         raise SystemExit(f"{args.joey_python} not found: run `bash benchmarks/joey/setup.sh` first")
     from benchmarks.common import machine_line
-    from s2s_demo.hub import fast_inference_dtype
+    from s2s_demo.inference import resolve_arithmetic
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -307,7 +307,7 @@ def main() -> None:
         ("words per test translation (beam 5)", mean_words(work / "ours.test.en"),
          mean_words(work / "joey.test.en"), False),
     ]
-    if fast_inference_dtype() == "bfloat16":
+    if resolve_arithmetic("auto") == "bfloat16":
         # what the demo runs on this CPU; Joey NMT has no bfloat16 CPU decoding to match it
         fast = decode_ours(budget["ours_model"], shared, args.threads, work / "ours-bf16.test.en", "bfloat16")
         rows += [

@@ -16,7 +16,8 @@ import torch
 
 from benchmarks.common import latencies_ms, percentile
 from s2s_demo.decoding import search
-from s2s_demo.hub import INFERENCE_DTYPE_CHOICES, load
+from s2s_demo.translator import load
+from s2s_demo.inference import ARITHMETIC_CHOICES
 from s2s_demo.settings import DecodeSettings
 
 
@@ -30,10 +31,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--alpha", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--dtype", choices=INFERENCE_DTYPE_CHOICES, default="float32")
+    parser.add_argument("--arithmetic", "--dtype", choices=ARITHMETIC_CHOICES, default="float32")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    translator = load(args.model, inference_dtype=args.dtype)
+    translator = load(args.model, arithmetic=args.arithmetic)
     with open(args.val_src, encoding="utf-8") as f:
         val = [line.rstrip("\n") for line in f][: args.sentences]
     with open(args.test_src, encoding="utf-8") as f:

@@ -6,7 +6,9 @@ import logging
 import os
 from pathlib import Path
 
-from ..hub import ModelLoadError, load, parse_ref
+from ..hub import parse_ref
+from ..model_folder import ModelLoadError
+from ..translator import load
 from ..translator import Translator
 
 log = logging.getLogger(__name__)
@@ -31,10 +33,10 @@ class ModelRegistry:
 
     @classmethod
     def discover(cls, models_dir: str | Path | None = None, extra: str | None = None,
-                 inference_dtype: str = "float32") -> "ModelRegistry":
+                 arithmetic: str = "float32") -> "ModelRegistry":
         """Load ``models_dir/*`` (sorted, so the default model is stable) and the
         comma-separated refs in ``extra`` (default: the S2S_MODELS variable), each with
-        ``inference_dtype`` (see :func:`s2s_demo.hub.load`)."""
+        ``arithmetic`` (see :func:`s2s_demo.translator.load`)."""
         refs: list[str] = []
         if models_dir and Path(models_dir).is_dir():
             refs += [str(p) for p in sorted(Path(models_dir).iterdir()) if p.is_dir()]
@@ -43,7 +45,7 @@ class ModelRegistry:
         translators, errors = [], {}
         for ref in refs:
             try:
-                translators.append(load(*parse_ref(ref), inference_dtype=inference_dtype))
+                translators.append(load(*parse_ref(ref), arithmetic=arithmetic))
             except ModelLoadError as err:
                 log.warning("skipping model %s: %s", ref, err)
                 errors[ref] = str(err)

@@ -50,7 +50,7 @@ def note(text: str):
 def status_line(trace: dict) -> str:
     s = trace["settings"]
     method = f"beam {s['beam_size']}" if s["method"] == "beam" else s["method"]
-    arithmetic = trace.get("inference_dtype", "float32")
+    arithmetic = trace.get("arithmetic", "float32")
     dtype = f" · {arithmetic} matmuls" if arithmetic != "float32" else ""
     # a sample is reproducible with its seed, also when the visitor left the seed empty
     seed = f" · seed {trace['seed']}" if s["method"] == "sample" and trace.get("seed") is not None else ""
