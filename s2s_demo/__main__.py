@@ -6,6 +6,8 @@ line it cannot translate (too long, say) gives an empty line and its reason on s
 and ``--strict`` makes that exit with status 1.
 ``python -m s2s_demo deploy --owner NAME --out DIR [--push]`` stages (and uploads) the shipped
 models as Hub model repos and the app as a Space (see s2s_demo/deploy.py).
+``python -m s2s_demo import-joey CKPT CONFIG.yaml --out DIR`` converts a Joey NMT recurrent
+model into a model folder (see s2s_demo/joey.py).
 """
 
 from __future__ import annotations
@@ -47,7 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     dep.add_argument("--space", help="Space repo id (default: OWNER/s2s-demo)")
     dep.add_argument("--out", default="runs/deploy", help="where the staged folders go")
     dep.add_argument("--push", action="store_true", help="upload (needs HF_TOKEN); without it, a dry run")
+    imp = sub.add_parser("import-joey", help="convert a Joey NMT recurrent model into a model folder")
+    imp.add_argument("checkpoint", help="Joey NMT checkpoint (.ckpt)")
+    imp.add_argument("config", help="its Joey NMT YAML config")
+    imp.add_argument("--out", required=True, help="the model folder to write")
     args = parser.parse_args(argv)
+    if args.command == "import-joey":
+        return import_joey_command(args)
     if args.command == "deploy":
         from .deploy import deploy
 
@@ -73,6 +81,19 @@ def main(argv: list[str] | None = None) -> int:
     for index, reason in sorted(outputs.errors.items()):
         print(f"line {index + 1} not translated: {reason}", file=sys.stderr)
     return 1 if args.strict and outputs.errors else 0
+
+
+def import_joey_command(args) -> int:
+    from .joey import JoeyImportError, import_joey
+
+    try:
+        folder = import_joey(Path(args.checkpoint), Path(args.config), Path(args.out))
+        translator = load(folder)  # the folder must load as any other
+    except (JoeyImportError, ModelLoadError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {folder} ({translator.pair}, {translator.model.num_parameters():,} parameters)")
+    return 0
 
 
 SAMPLERS = ("temperature", "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff",
