@@ -577,3 +577,50 @@ def test_a_link_to_another_model_keeps_the_translation_it_opens(page_url, browse
         page.wait_for_timeout(1500)  # a model switch's clearing would have come by now
         assert "".join(expected.split())[:20] in "".join(page.inner_text("#translation").split())
         page.close()
+
+
+def test_a_joey_model_loaded_by_repo_id_runs_every_view(browser, tmp_path_factory, tmp_path):
+    """An imported Joey NMT model, served by the loopback Hub, loaded on the page by its id."""
+    from s2s_demo.joey import import_joey
+
+    from .conftest import HUB_PORT
+    from .hub_server import HubServer, commit_folder
+
+    joey = ROOT / "tests" / "data" / "joey" / "lstm-bahdanau"
+    root = tmp_path_factory.mktemp("joey-hub")
+    folder = import_joey(joey / "model.ckpt", joey / "config.yaml", root / "converted")
+    server = HubServer(root, HUB_PORT)
+    commit_folder(server.repo_path("joey/lstm-bahdanau"), folder, "imported")
+    server.start()
+    shipped = ModelRegistry.discover(ROOT / "assets" / "models", extra="")
+    demo = build_demo(shipped)
+    demo.queue(default_concurrency_limit=2)
+    try:
+        _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, css=PAGE_CSS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(url)
+        page.get_by_text("Load a model from the Hugging Face Hub").click()
+        page.get_by_label("Hub repo id", exact=False).fill("joey/no-such-model")
+        page.get_by_role("button", name="Load", exact=True).click()
+        page.get_by_text("not found", exact=False).first.wait_for(timeout=30_000)
+        page.get_by_label("Hub repo id", exact=False).fill("joey/lstm-bahdanau")
+        page.get_by_role("button", name="Load", exact=True).click()
+        page.wait_for_function("() => document.querySelector('#hub-status textarea')?.value.startsWith('Loaded')",
+                               timeout=60_000)
+        name = shipped.visitor_models[-1]
+        assert shipped.names[:-1] == ModelRegistry.discover(ROOT / "assets" / "models", extra="").names
+        sentence = "Ein Mann fährt Fahrrad."
+        page.get_by_label("Source sentence", exact=False).fill(sentence)
+        page.get_by_role("button", name="Translate").click()
+        _wait_for_text(page, "#translation", shipped.get(name).translate(sentence).translation)
+        page.get_by_role("tab", name="LSTM").click()
+        page.get_by_role("button", name="Show the LSTM's gates and cells").click()
+        page.locator("#lstm-heatmap .js-plotly-plot").wait_for(timeout=30_000)
+        page.get_by_role("tab", name="Attention").click()
+        page.get_by_role("button", name="Attribute the translation").click()
+        page.wait_for_function("() => document.querySelector('#attribution').innerText.includes('integrated gradients')",
+                               timeout=30_000)
+        page.screenshot(path=str((_shots() or tmp_path) / "joey.png"), full_page=True)
+    finally:
+        demo.close()
+        server.stop()

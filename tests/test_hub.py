@@ -1,12 +1,14 @@
+import json
 import shutil
 
 import pytest
 import torch
 
-from s2s_demo.translator import load
-from s2s_demo.model_folder import save_folder
 from s2s_demo import hub
-from s2s_demo.model_folder import ModelLoadError
+from s2s_demo.hub import fetch_checked
+from s2s_demo.model_folder import ModelLoadError, save_folder
+from s2s_demo.translator import load
+from s2s_demo.ui.registry import MAX_VISITOR_MODELS, ModelRegistry
 from s2s_demo.inference import ARITHMETICS, unsupported_reason
 from s2s_demo.settings import DecodeSettings
 
@@ -31,6 +33,12 @@ def hub_server(tmp_path_factory, model_folder, toy_tokenizer, toy_tokenizer_dir)
     save_folder(make_model(toy_tokenizer, seed=2), toy_tokenizer_dir, other)
     shutil.copy(model_folder / "README.md", other / "README.md")
     second = commit_folder(server.repo_path("s2s-demo/toy-de-en"), other, "second weights")
+    # the repos visitors' loads are tested on (olah lists the repos it has when it starts)
+    _commit_variant(server, root, "s2s-demo/pickled", model_folder,
+                    lambda f: (f / "model.safetensors").rename(f / "pytorch_model.bin"))
+    _commit_variant(server, root, "s2s-demo/bad-config", model_folder, _bad_config)
+    for i in range(MAX_VISITOR_MODELS):
+        commit_folder(server.repo_path(f"s2s-demo/copy-{i}"), model_folder, "copy")
     server.start()
     server.commits = (first, second)
     yield server
@@ -164,3 +172,60 @@ def test_load_picks_the_inference_dtype(model_folder, toy_sentences):
     assert unsupported_reason(auto.engine.arithmetic) is None
     with pytest.raises(ValueError, match="arithmetic 'int4'"):
         load(model_folder, arithmetic="int4")
+
+
+# ------------------------------------------------------------------ visitors' Hub models
+def _commit_variant(server, root, repo: str, folder, change) -> None:
+    variant = root / repo.replace("/", "-")
+    shutil.copytree(folder, variant)
+    change(variant)
+    commit_folder(server.repo_path(repo), variant, "variant")
+
+
+def _bad_config(folder) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    config["emb_size"] = -4
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def test_a_visitor_loads_a_hub_model_beside_the_shipped_ones(hub_server, model_folder, toy_sentences):
+    registry = ModelRegistry([load(model_folder)])
+    shipped = registry.names
+    name = registry.add_from_hub(f"s2s-demo/toy-de-en@{hub_server.commits[0]}")
+    assert registry.names == [*shipped, name] and registry.get(name).ref.startswith("s2s-demo/toy-de-en@")
+    assert registry.add_from_hub(f"s2s-demo/toy-de-en@{hub_server.commits[0]}") == name  # loaded once
+    assert _outputs(registry.get(name), toy_sentences[:2]) == _outputs(load(model_folder), toy_sentences[:2])
+    for ref in ("s2s-demo/no-such-model", "../../etc/passwd", "s2s-demo/toy-de-en@no-such-revision"):
+        with pytest.raises(ModelLoadError):
+            registry.add_from_hub(ref)
+    assert registry.names == [*shipped, name]
+
+
+def test_hub_models_are_checked_before_their_weights_are_read(hub_server):
+    with pytest.raises(ModelLoadError, match="has no model.safetensors: only safetensors weights load"):
+        fetch_checked("s2s-demo/pickled")
+    with pytest.raises(ModelLoadError, match="config.json: emb_size must be a positive integer"):
+        fetch_checked("s2s-demo/bad-config")
+    with pytest.raises(ModelLoadError, match="MB; the page loads models up to 0 MB"):
+        fetch_checked("s2s-demo/toy-de-en", max_bytes=1000)
+    with pytest.raises(ModelLoadError, match="owner/name"):
+        fetch_checked("toy-de-en")
+
+
+def test_one_hub_download_at_a_time(hub_server, model_folder):
+    registry = ModelRegistry([load(model_folder)])
+    with registry.download_lock:
+        with pytest.raises(ModelLoadError, match="another model is downloading"):
+            registry.add_from_hub("s2s-demo/toy-de-en")
+
+
+def test_visitor_models_are_capped_and_shipped_ones_stay(hub_server, model_folder):
+    registry = ModelRegistry([load(model_folder)])
+    shipped = registry.names
+    refs = [f"s2s-demo/toy-de-en@{c}" for c in hub_server.commits] + ["s2s-demo/toy-de-en"]
+    refs += [f"s2s-demo/copy-{i}" for i in range(MAX_VISITOR_MODELS)]
+    for ref in refs:
+        registry.add_from_hub(ref)
+    assert registry.names[: len(shipped)] == shipped
+    assert len(registry.names) == len(shipped) + MAX_VISITOR_MODELS
+    assert [registry.get(n).ref for n in registry.visitor_models] == refs[-MAX_VISITOR_MODELS:]

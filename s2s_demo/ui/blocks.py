@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from ..model_folder import ModelLoadError
 from ..settings import BOUNDS, PAGE_SAMPLING_TOP_K, DecodeSettings
 from ..translator import MAX_CHARS
 from . import links, render
@@ -111,6 +112,13 @@ class Page:
     def _layout_inputs(self) -> None:
         c, registry = self.c, self.registry
         c["model"] = gr.Dropdown(registry.choices(), value=registry.default, label="Model")
+        with gr.Accordion("Load a model from the Hugging Face Hub", open=False, elem_id="hub-load"):
+            with gr.Row():
+                self.hub_ref = gr.Textbox(label="Hub repo id (owner/name, optionally @revision)", scale=3,
+                                          placeholder="s2s-demo/en-de", elem_id="hub-ref")
+                self.hub_btn = gr.Button("Load", scale=1, elem_id="hub-load-button")
+            # plain text: a visitor's repo id and the Hub's answer are never rendered as HTML
+            self.hub_status = gr.Textbox(label="Hub", interactive=False, visible=False, elem_id="hub-status")
         c["text"] = gr.Textbox(label=f"Source sentence (up to {MAX_CHARS} characters; Shift+Enter translates)",
                                lines=2, max_lines=6, placeholder="Ein Mann fährt mit dem Fahrrad.")
         # above the examples: on a phone it stays within the first screen
@@ -386,6 +394,20 @@ class Page:
         self.c["model"].input(on_model, self.c["model"], [self.examples, self.widgets["length_penalty"]],
                                api_visibility="undocumented").then(
             clear_outputs, None, self.outputs, api_visibility="undocumented").then(
+            lambda: values, None, cleared, api_visibility="undocumented")
+
+        def on_hub(text):
+            try:
+                name = self.registry.add_from_hub(text)
+            except ModelLoadError as err:  # a toast; the chain below stops, the page keeps its model
+                raise gr.Error(str(err)) from err
+            return (gr.update(choices=self.registry.choices(), value=name), *on_model(name),
+                    gr.update(value=f"Loaded {self.registry.label(name)}.", visible=True))
+
+        loaded = gr.on([self.hub_btn.click, self.hub_ref.submit], on_hub, self.hub_ref,
+                       [self.c["model"], self.examples, self.widgets["length_penalty"], self.hub_status],
+                       concurrency_limit=1, api_visibility="undocumented")
+        loaded.success(clear_outputs, None, self.outputs, api_visibility="undocumented").then(
             lambda: values, None, cleared, api_visibility="undocumented")
 
 

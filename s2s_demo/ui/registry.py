@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 
-from ..hub import parse_ref
+from ..hub import fetch_checked, parse_ref
 from ..model_folder import ModelLoadError
-from ..translator import load
-from ..translator import Translator
+from ..translator import Translator, load
 
 log = logging.getLogger(__name__)
 
@@ -18,18 +18,55 @@ class UnknownModelError(ValueError):
     pass
 
 
+# models visitors may load from the Hub at once; the oldest goes when another comes
+MAX_VISITOR_MODELS = 3
+
+
 class ModelRegistry:
     """Name -> Translator. A model that fails to load is reported in ``errors`` and left
-    out, so one broken folder never takes the demo down."""
+    out, so one broken folder never takes the demo down. Visitors may add Hub models
+    (``add_from_hub``): one download at a time, at most ``MAX_VISITOR_MODELS`` of them, and
+    the models the registry started with always stay."""
 
-    def __init__(self, translators: list[Translator], errors: dict[str, str] | None = None) -> None:
+    def __init__(self, translators: list[Translator], errors: dict[str, str] | None = None,
+                 arithmetic: str = "float32") -> None:
         self.translators: dict[str, Translator] = {}
         for translator in translators:
-            name = translator.name
-            while name in self.translators:
-                name += "'"
-            self.translators[name] = translator
+            self._add(translator)
         self.errors = errors or {}
+        self.arithmetic = arithmetic
+        self.visitor_models: list[str] = []
+        self.download_lock = threading.Lock()
+
+    def _add(self, translator: Translator) -> str:
+        name = translator.name
+        while name in self.translators:
+            name += "'"
+        self.translators[name] = translator
+        return name
+
+    def add_from_hub(self, text: str) -> str:
+        """Load the Hub model ``owner/name[@revision]`` (checked by :func:`s2s_demo.hub.fetch_checked`)
+        and return its name in the registry; the same ref again returns the loaded one. A
+        ModelLoadError (one sentence) when it cannot be loaded or another download is running."""
+        repo_id, revision = parse_ref(str(text or ""))
+        ref = f"{repo_id}@{revision}" if revision else repo_id
+        for name in self.visitor_models:
+            if self.translators[name].ref == ref:
+                return name
+        if not self.download_lock.acquire(blocking=False):
+            raise ModelLoadError("another model is downloading; try again in a moment")
+        try:
+            folder = fetch_checked(repo_id, revision)
+            translator = Translator.from_folder(folder, arithmetic=self.arithmetic, ref=ref, revision=revision)
+        finally:
+            self.download_lock.release()
+        name = self._add(translator)
+        self.visitor_models.append(name)
+        if len(self.visitor_models) > MAX_VISITOR_MODELS:
+            del self.translators[self.visitor_models.pop(0)]
+        log.info("visitor loaded %s as %s", ref, name)
+        return name
 
     @classmethod
     def discover(cls, models_dir: str | Path | None = None, extra: str | None = None,
@@ -49,7 +86,7 @@ class ModelRegistry:
             except ModelLoadError as err:
                 log.warning("skipping model %s: %s", ref, err)
                 errors[ref] = str(err)
-        return cls(translators, errors)
+        return cls(translators, errors, arithmetic)
 
     @property
     def names(self) -> list[str]:
