@@ -66,7 +66,17 @@ def figures(sentences: list[list[dict]]) -> dict:
             "accuracy": ok.float().mean().item(), "outside_top10": sum(outside) / len(outside),
             "reference_outside_top10": sum(ref_outside) / len(ref_outside),
             "junk_references": junk_refs / len(sentences), "positions": len(confidence),
-            "bins": _bins(conf, ok)}
+            "bins": _bins(conf, ok), "ece_noise": calibrated_ece_noise(conf)}
+
+
+def calibrated_ece_noise(conf: torch.Tensor, draws: int = 500) -> tuple[float, float]:
+    """The ECE a perfectly calibrated model would show at these confidences (N,) and this N:
+    each position correct with probability equal to its confidence, ``draws`` times; the mean
+    and the 90th percentile. An ECE within this is indistinguishable from calibrated."""
+    generator = torch.Generator().manual_seed(0)
+    eces = torch.tensor([expected_calibration_error(conf, torch.rand(conf.shape, generator=generator) < conf)
+                         for _ in range(draws)])
+    return eces.mean().item(), eces.quantile(0.9).item()
 
 
 def _bins(conf: torch.Tensor, ok: torch.Tensor) -> list[tuple[float, float, int]]:
@@ -127,7 +137,9 @@ def main(argv: list[str] | None = None) -> None:
     samples = junk_samples(translator, sources[: args.samples], args.seeds)
     calibration = translator.model.calibration.to_dict() if not translator.model.calibration.identity else "none"
     print(f"{args.model} {args.split}[:{args.n}] ({f['positions']} positions, {args.arithmetic}, calibration {calibration})")
-    print(f"ECE of the top-1 token: {f['ece']:.4f} (confidence {f['confidence']:.3f}, accuracy {f['accuracy']:.3f})")
+    print(f"ECE of the top-1 token: {f['ece']:.4f} (confidence {f['confidence']:.3f}, accuracy {f['accuracy']:.3f}); "
+          f"a perfectly calibrated model at these confidences and {f['positions']} positions: "
+          f"{f['ece_noise'][0]:.4f} on average, below {f['ece_noise'][1]:.4f} 9 times in 10")
     print(f"mass outside the top 10: {f['outside_top10']:.4f}; reference tokens outside the top 10: "
           f"{f['reference_outside_top10']:.4f}; gap {f['outside_top10'] - f['reference_outside_top10']:+.4f}")
     print(f"temperature-1 samples with a token of p < {JUNK_PROB}: {samples:.3f} "
