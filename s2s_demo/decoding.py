@@ -35,7 +35,7 @@ DROP_FRACTION = 4
 
 @dataclass
 class Hypothesis:
-    """A finished output: ``tokens`` end with EOS; ``token_logprobs`` are the model's raw
+    """A finished output: ``tokens`` end with EOS; ``token_logprobs`` are the model's model_lp
     log-probs of each token; ``used_logprobs`` the log-probs in the distribution the method
     used (recorded searches only, else empty); ``slots`` the beam row each token came from."""
 
@@ -68,7 +68,7 @@ class _Finished:
     step: int
     parent: int
     candidate: int
-    raw_logprob: float
+    model_logprob: float
     used_logprob: float
     logprob: float
     score: float
@@ -90,11 +90,11 @@ class Greedy:
         """(N, V) processed scores -> (N, 1) tokens."""
         return processed.argmax(-1, keepdim=True)
 
-    def propose(self, processed, raw, scores, single_parent):
+    def propose(self, processed, model_lp, scores, single_parent):
         """Candidates for each sentence, best first: parents (B, C), tokens (B, C), their
-        flat index into a sentence's (W * V) scores (B, C) and cumulative raw scores (B, C)."""
+        flat index into a sentence's (W * V) scores (B, C) and cumulative model_lp scores (B, C)."""
         tokens = self.pick(processed)
-        gained = raw.gather(1, tokens)
+        gained = model_lp.gather(1, tokens)
         gained = torch.where(processed.gather(1, tokens) > NEG_INF, gained, NEG_INF)
         return single_parent, tokens, tokens, scores + gained
 
@@ -115,7 +115,7 @@ class Beam:
     def __init__(self, width: int) -> None:
         self.width = width
 
-    def propose(self, processed, raw, scores, single_parent):
+    def propose(self, processed, model_lp, scores, single_parent):
         B, W, V = scores.size(0), self.width, processed.size(-1)
         total = scores.unsqueeze(-1) + processed.view(B, W, V)
         # best 2W per row, then best 2W of those: the same set as one topk over W * V,
@@ -172,7 +172,7 @@ class _Search:
         # back-pointers, one (B, W) tensor per step
         self.kept_tokens: list[torch.Tensor] = []
         self.kept_parents: list[torch.Tensor] = []
-        self.kept_raw: list[torch.Tensor] = []
+        self.kept_model: list[torch.Tensor] = []
         self.kept_used: list[torch.Tensor] = []
         self.kept_sentences: list[torch.Tensor | None] = []  # each step's `active`
         # each row's tokens so far, for n-gram blocking and the repetition penalty only
@@ -196,26 +196,26 @@ class _Search:
 
     # ------------------------------------------------------------ main loop
     def _step(self, t: int, needs_used: bool):
-        """Run the model one step and the processors: raw log-probs (N, V), attention (N, S)
+        """Run the model one step and the processors: model_lp log-probs (N, V), attention (N, S)
         or None, the scores after the constraints alone (N, V), the processed scores (N, V)
         the strategy picks from and, when ``needs_used``, the distribution they are (N, V)
         log-probs, else None."""
-        raw, attn, self.state = self.model.step(self.prev, self.state)
+        model_lp, attn, self.state = self.model.step(self.prev, self.state)
         constrained, processed = self.processors.constrained_and_processed(
-            raw, StepContext(t, raw, self.caps, self.row_tokens))
+            model_lp, StepContext(t, model_lp, self.caps, self.row_tokens))
         used = self.processors.used_distribution(processed) if needs_used else None
-        return raw, attn, constrained, processed, used
+        return model_lp, attn, constrained, processed, used
 
     def run(self) -> list[SearchResult]:
         s = self.settings
         # greedy and beam pick from the processed scores; as log-probs they are only shown
         needs_used = s.method == "sample" or self.recorder is not None
         for t in range(int(self.caps.max())):
-            raw, attn, constrained, processed, used = self._step(t, needs_used)
-            proposal = self.strategy.propose(processed, raw, self.scores, self.single_parent)
+            model_lp, attn, constrained, processed, used = self._step(t, needs_used)
+            proposal = self.strategy.propose(processed, model_lp, self.scores, self.single_parent)
             if self.recorder is not None:
                 self.recorder.hold_step(constrained, self.state.network)
-            self._advance(t, raw, used, attn, t < len(s.forced_prefix), *proposal)
+            self._advance(t, model_lp, used, attn, t < len(s.forced_prefix), *proposal)
             if bool(self.done.all()):
                 break
             if self.recorder is None and int(self.done.sum()) * DROP_FRACTION >= self.B:
@@ -238,10 +238,10 @@ class _Search:
         self.single_parent = self.single_parent[: self.B]
         self.done = self.done[keep]
 
-    def _advance(self, t, raw, used, attn, forced, parents, tokens, flat, cand_scores) -> None:
-        B, W, V = self.B, self.W, raw.size(-1)
+    def _advance(self, t, model_lp, used, attn, forced, parents, tokens, flat, cand_scores) -> None:
+        B, W, V = self.B, self.W, model_lp.size(-1)
         C = tokens.size(1)
-        cand_raw = raw.view(B, W * V).gather(1, flat)
+        cand_model = model_lp.view(B, W * V).gather(1, flat)
         cand_used = used.view(B, W * V).gather(1, flat) if used is not None else None
         valid = (cand_scores > NEG_INF) & ~self.done.unsqueeze(1)
         is_eos = tokens == self.eos
@@ -258,15 +258,15 @@ class _Search:
             alive_ok = valid.gather(1, chosen) & ~is_eos.gather(1, chosen)
         if self.recorder is not None:
             kept = chosen if chosen is not None else parents  # greedy/sampling: (1, 1) zeros
-            self.recorder.add(raw, used, attn, forced, (parents, tokens, cand_scores, valid,
+            self.recorder.add(model_lp, used, attn, forced, (parents, tokens, cand_scores, valid,
                                                          finishing, kept, alive_ok))
         if bool(finishing.any()):
-            self._finish(t, finishing, parents, cand_scores, cand_raw, cand_used)
+            self._finish(t, finishing, parents, cand_scores, cand_model, cand_used)
         pick = (lambda x: x) if chosen is None else (lambda x: x.gather(1, chosen))
         new_parents, new_tokens = pick(parents), pick(tokens)
         self.kept_tokens.append(new_tokens)
         self.kept_parents.append(new_parents)
-        self.kept_raw.append(pick(cand_raw))
+        self.kept_model.append(pick(cand_model))
         self.kept_sentences.append(self.active)
         if cand_used is not None:
             self.kept_used.append(pick(cand_used))
@@ -286,14 +286,14 @@ class _Search:
         else:
             self._update_done(t)
 
-    def _finish(self, t, finishing, parents, cand_scores, cand_raw, cand_used) -> None:
+    def _finish(self, t, finishing, parents, cand_scores, cand_model, cand_used) -> None:
         where = finishing.nonzero(as_tuple=True)
         used = cand_used[where].tolist() if cand_used is not None else [math.nan] * len(where[0])
         changed = set()
-        for b, c, p, raw_lp, used_lp, total in zip(where[0].tolist(), where[1].tolist(), parents[where].tolist(),
-                                                    cand_raw[where].tolist(), used, cand_scores[where].tolist()):
+        for b, c, p, model_lp, used_lp, total in zip(where[0].tolist(), where[1].tolist(), parents[where].tolist(),
+                                                    cand_model[where].tolist(), used, cand_scores[where].tolist()):
             score = total / length_normalizer(t + 1, self.settings)
-            self.finished[self.sentence_ids[b]].append(_Finished(t, p, c, raw_lp, used_lp, total, score))
+            self.finished[self.sentence_ids[b]].append(_Finished(t, p, c, model_lp, used_lp, total, score))
             changed.add(b)
         for b in changed:
             finished = self.finished[self.sentence_ids[b]]
@@ -320,12 +320,12 @@ class _Search:
             return [SearchResult([], seed=self.seed) for _ in range(self.n_sentences)]
         tokens = self._all_sentences(self.kept_tokens).tolist()  # (T, B, W)
         parents = self._all_sentences(self.kept_parents).tolist()
-        raw = self._all_sentences(self.kept_raw).tolist()
+        model_lp = self._all_sentences(self.kept_model).tolist()
         used = self._all_sentences(self.kept_used).tolist() if self.kept_used else None
         results, bests = [], []
         for b, finished in enumerate(self.finished):
             best = sorted(finished, key=lambda f: -f.score)[: self.settings.n_best]
-            hyps = [self._backtrack(b, f, tokens, parents, raw, used) for f in best]
+            hyps = [self._backtrack(b, f, tokens, parents, model_lp, used) for f in best]
             results.append(SearchResult(hyps, seed=self.seed))
             bests.append(best[0] if best else None)
         return self._with_trace(results, bests[0])
@@ -355,17 +355,17 @@ class _Search:
             slots, best.candidate if best is not None else None)
         return results
 
-    def _backtrack(self, b: int, fin: _Finished, tokens, parents, raw, used) -> Hypothesis:
-        out_tokens, out_raw, out_used, slots = [self.eos], [fin.raw_logprob], [fin.used_logprob], [fin.parent]
+    def _backtrack(self, b: int, fin: _Finished, tokens, parents, model_lp, used) -> Hypothesis:
+        out_tokens, out_model, out_used, slots = [self.eos], [fin.model_logprob], [fin.used_logprob], [fin.parent]
         slot = fin.parent
         for t in range(fin.step - 1, -1, -1):
             out_tokens.append(tokens[t][b][slot])
-            out_raw.append(raw[t][b][slot])
+            out_model.append(model_lp[t][b][slot])
             if used is not None:
                 out_used.append(used[t][b][slot])
             slot = parents[t][b][slot]
             slots.append(slot)
-        return Hypothesis(tokens=out_tokens[::-1], token_logprobs=out_raw[::-1],
+        return Hypothesis(tokens=out_tokens[::-1], token_logprobs=out_model[::-1],
                           used_logprobs=out_used[::-1] if used is not None else [],
                           slots=slots[::-1], logprob=fin.logprob, score=fin.score)
 

@@ -31,11 +31,11 @@ NEG_INF = float("-inf")
 
 @dataclass
 class StepContext:
-    """What a processor may read at step ``t``: the model's log-probs ``raw`` (N, V), each
+    """What a processor may read at step ``t``: the model's log-probs ``model_lp`` (N, V), each
     row's most output tokens ``caps`` (N,) and, for n-gram blocking, each row's tokens so far."""
 
     t: int
-    raw: torch.Tensor
+    model_lp: torch.Tensor
     caps: torch.Tensor
     row_tokens: list[list[int]]
 
@@ -99,7 +99,7 @@ class LengthCap:
         at_cap = ctx.caps - 1 <= ctx.t
         scores = scores.clone()
         scores[at_cap] = NEG_INF
-        scores[at_cap, self.eos] = ctx.raw[at_cap, self.eos]
+        scores[at_cap, self.eos] = ctx.model_lp[at_cap, self.eos]
         return scores
 
 
@@ -115,7 +115,7 @@ class ForcedPrefix:
             return scores
         token = int(self.prefix[ctx.t])
         forced = torch.full_like(scores, NEG_INF)
-        forced[:, token] = ctx.raw[:, token]
+        forced[:, token] = ctx.model_lp[:, token]
         return forced
 
 

@@ -16,9 +16,9 @@ NEG_INF = float("-inf")
 class StepRecord:
     """One step of the best hypothesis of a recorded search.
 
-    ``raw_top``/``used_top``: (values (n,) log-probs, ids (n,)) of the model's softmax and
+    ``model_top``/``top``: (values (n,) log-probs, ids (n,)) of the model's softmax and
     of the distribution the method used (the processors' output), at the beam row the best
-    hypothesis came from; ``raw_entropy``/``used_entropy``: their entropies; ``attention``:
+    hypothesis came from; ``model_entropy``/``entropy``: their entropies; ``attention``:
     (S,) or None; ``cut_mass``: the model's probability mass on the tokens the method could
     not pick (banned, forced away, or removed by top-k / top-p); ``live``: what the page needs
     to redo sampling's chain at this step (``s2s_demo.live``), None where it was not kept;
@@ -26,10 +26,10 @@ class StepRecord:
     is the identity or the rows were not kept).
     """
 
-    raw_top: tuple[torch.Tensor, torch.Tensor]
-    used_top: tuple[torch.Tensor, torch.Tensor]
-    raw_entropy: float
-    used_entropy: float
+    model_top: tuple[torch.Tensor, torch.Tensor]
+    top: tuple[torch.Tensor, torch.Tensor]
+    model_entropy: float
+    entropy: float
     attention: torch.Tensor | None
     forced: bool
     cut_mass: float = 0.0
@@ -62,24 +62,24 @@ class Recorder:
         self.constrained: list[torch.Tensor | None] = []  # (W, V) per step, for the live payloads
         self.network: list[torch.Tensor | None] = []  # (W, V) uncalibrated log-probs per step, if any
         self.pending: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)
-        self.held: list[tuple[torch.Tensor, torch.Tensor]] = []  # raw, used (W, V) per step
+        self.held: list[tuple[torch.Tensor, torch.Tensor]] = []  # model_lp, used (W, V) per step
         self.summaries: list[tuple[torch.Tensor, ...]] = []      # per step, when over budget
         self.held_floats = 0
         self.attention: list[torch.Tensor | None] = []
         self.forced: list[bool] = []
         self.candidates: list[tuple[torch.Tensor, ...]] = []
 
-    def add(self, raw, used, attn, forced: bool, candidates: tuple[torch.Tensor, ...]) -> None:
-        """raw/used (W, V), attn (W, S) or None; candidates: parents, tokens, scores, valid,
+    def add(self, model_lp, used, attn, forced: bool, candidates: tuple[torch.Tensor, ...]) -> None:
+        """model_lp/used (W, V), attn (W, S) or None; candidates: parents, tokens, scores, valid,
         finishing (each (1, C)) and chosen, alive_ok (each (1, W))."""
-        self.held.append((raw, used))
+        self.held.append((model_lp, used))
         self.constrained.append(self.pending[0])
         self.network.append(self.pending[1])
         self.pending = (None, None)
         self.attention.append(attn)
         self.forced.append(forced)
         self.candidates.append(candidates)
-        self.held_floats += 2 * raw.numel()
+        self.held_floats += 2 * model_lp.numel()
         if self.held_floats > self.BUDGET:
             self._summarise_held()
 
@@ -89,8 +89,8 @@ class Recorder:
         self.pending = (constrained if self.live_top_n else None, network)
 
     def _summarise(self, raws: list[torch.Tensor], useds: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
-        """k raw and k used (..., V) rows -> top values, ids (2, k, ..., n), entropies (2, k, ...)
-        and the raw mass of the tokens the used distribution excludes (k, ...)."""
+        """k model and k used (..., V) rows -> top values, ids (2, k, ..., n), entropies (2, k, ...)
+        and the model_lp mass of the tokens the used distribution excludes (k, ...)."""
         both = torch.stack(raws + useds)  # one copy of the rows: (2k, ..., V)
         both = both.view(2, len(raws), *both.shape[1:])
         top = both.topk(min(self.top_n, both.size(-1)), dim=-1)
@@ -112,18 +112,18 @@ class Recorder:
                  for (v, i, e, c), slot in zip(self.summaries, slots)]
         rest = slots[done:]
         if rest:
-            raw = [self.held[t][0][slot] for t, slot in enumerate(rest)]  # k rows (V,)
+            model_lp = [self.held[t][0][slot] for t, slot in enumerate(rest)]  # k rows (V,)
             used = [self.held[t][1][slot] for t, slot in enumerate(rest)]
-            values, ids, entropies, cut = self._summarise(raw, used)  # (2, k, n), (2, k), (k,)
+            values, ids, entropies, cut = self._summarise(model_lp, used)  # (2, k, n), (2, k), (k,)
             # unbind: one op for all steps' views instead of an index op per step
             parts.extend(zip(values.unbind(1), ids.unbind(1), entropies.unbind(1), cut.unbind(0)))
         records = []
         for t, ((values, ids, entropies, cut), slot) in enumerate(zip(parts, slots)):
             attn = self.attention[t]
-            raw_entropy, used_entropy = entropies.tolist()
-            (raw_values, used_values), (raw_ids, used_ids) = values, ids
-            records.append(StepRecord((raw_values, raw_ids), (used_values, used_ids), raw_entropy,
-                                      used_entropy, attn[slot] if attn is not None else None,
+            model_h, used_h = entropies.tolist()
+            (model_values, used_values), (model_ids, used_ids) = values, ids
+            records.append(StepRecord((model_values, model_ids), (used_values, used_ids), model_h,
+                                      used_h, attn[slot] if attn is not None else None,
                                       self.forced[t], float(cut)))
         self._add_live(records, slots, tokens)
         for t, record in enumerate(records):

@@ -25,7 +25,7 @@ class Step:
     """One output position of the best hypothesis.
 
     ``prob`` is the chosen token's probability in the distribution the method used (after
-    temperature/top-k/top-p and constraints); ``model_prob`` in the model's raw softmax.
+    temperature/top-k/top-p and constraints); ``model_prob`` in the model's model_lp softmax.
     ``top``/``model_top`` are the top candidates of those two distributions; ``attention``
     has one weight per source piece (None for a model without attention); ``cut_mass`` is the
     model's probability on the tokens the method could not pick (banned, or cut by top-k / top-p).
@@ -107,7 +107,9 @@ class Trace:
     live_temperatures: list[float] = field(default_factory=lambda: [1.0])
 
     def to_dict(self) -> dict:
-        return _plain(self)
+        plain = _plain(self)
+        plain["inference_dtype"] = self.arithmetic  # the field's old name, kept for one release (deprecated)
+        return plain
 
 
 def _plain(value):
@@ -134,13 +136,13 @@ def _field_names(cls: type) -> tuple[str, ...]:
 
 def _step_candidates(records: list[StepRecord], tokenizer: TokenizerPair
                      ) -> list[tuple[list[Candidate], list[Candidate]]]:
-    """(used, raw) top candidates of every step. Each record holds (n,) tensors: they are
+    """(used, model_lp) top candidates of every step. Each record holds (n,) tensors: they are
     stacked into one (2T, n) tensor so the steps cost one list conversion and one piece
     lookup, not two per step."""
     if not records:
         return []
-    logprobs = torch.stack([v for r in records for v in (r.used_top[0], r.raw_top[0])]).tolist()
-    ids = torch.stack([i for r in records for i in (r.used_top[1], r.raw_top[1])]).tolist()
+    logprobs = torch.stack([v for r in records for v in (r.top[0], r.model_top[0])]).tolist()
+    ids = torch.stack([i for r in records for i in (r.top[1], r.model_top[1])]).tolist()
     pieces = iter(tokenizer.target_pieces([i for row in ids for i in row]))
     lists = [[Candidate(next(pieces), i, math.exp(lp)) for lp, i in zip(row_lp, row_ids)]
              for row_lp, row_ids in zip(logprobs, ids)]
@@ -186,7 +188,7 @@ def build_trace(result: SearchResult, tokenizer: TokenizerPair, *, model_name: s
                 step=t, piece=pieces[t], token_id=token,
                 prob=math.exp(best.used_logprobs[t]), model_prob=math.exp(best.token_logprobs[t]),
                 logprob=best.token_logprobs[t], forced=rec.forced,
-                entropy=rec.used_entropy, model_entropy=rec.raw_entropy,
+                entropy=rec.entropy, model_entropy=rec.model_entropy,
                 top=top, model_top=model_top, attention=attn, cut_mass=round(rec.cut_mass, 6),
                 live=_with_pieces(rec.live, tokenizer),
                 network_prob=math.exp(rec.network_logprob) if rec.network_logprob is not None else None,

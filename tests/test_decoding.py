@@ -82,7 +82,7 @@ def test_recorded_distributions_and_logprobs(translator, toy_sentences, settings
     assert len(result.steps) == len(result.hypotheses[0].tokens)
     for rec in result.steps:
         # full distributions are not kept; their top-n must be a valid part of one
-        for values in (rec.raw_top[0], rec.used_top[0]):
+        for values in (rec.model_top[0], rec.top[0]):
             assert float(values.exp().sum()) <= 1 + 1e-4  # values: (n,)
     for hyp in result.hypotheses:
         own = _score(translator.model, ids, hyp.tokens)
@@ -108,12 +108,12 @@ def test_recorded_top_n_and_entropy_match_the_models_distribution(translator, to
     with torch.no_grad():
         logits = translator.model(src, torch.tensor([len(ids)]), tgt_in)[0]  # (T, V)
     expected_entropy = torch.distributions.Categorical(logits=logits).entropy()
-    expected_top = torch.log_softmax(logits, -1).topk(len(result.steps[0].raw_top[0]), -1)
+    expected_top = torch.log_softmax(logits, -1).topk(len(result.steps[0].model_top[0]), -1)
     assert len(result.steps) == len(tokens)
     for t, rec in enumerate(result.steps):
-        assert rec.raw_entropy == pytest.approx(float(expected_entropy[t]), abs=1e-4)
-        torch.testing.assert_close(rec.raw_top[0], expected_top.values[t], atol=1e-4, rtol=1e-4)
-        assert 0.0 <= rec.used_entropy <= math.log(logits.size(-1)) + 1e-4
+        assert rec.model_entropy == pytest.approx(float(expected_entropy[t]), abs=1e-4)
+        torch.testing.assert_close(rec.model_top[0], expected_top.values[t], atol=1e-4, rtol=1e-4)
+        assert 0.0 <= rec.entropy <= math.log(logits.size(-1)) + 1e-4
 
 
 def test_entropy_skips_removed_tokens_and_underflow():
@@ -132,7 +132,7 @@ def test_sampling_distribution_sums_to_one(random_translator, toy_sentences):
     result = search(random_translator.model, [random_translator.source_ids(toy_sentences[2])], settings,
                     record=True)[0]
     for rec in result.steps:
-        values = rec.used_top[0]
+        values = rec.top[0]
         # top-p keeps few tokens, so the top 100 hold all of the used distribution
         assert float(values[torch.isfinite(values)].exp().sum()) == pytest.approx(1.0, abs=1e-4)
 
@@ -282,9 +282,9 @@ def test_recording_over_the_memory_budget_gives_the_same_trace(translator, toy_s
     assert summarised.hypotheses == held.hypotheses and summarised.nodes == held.nodes
     assert len(summarised.steps) == len(held.steps) > 0
     for a, b in zip(summarised.steps, held.steps):
-        torch.testing.assert_close(a.raw_top[0], b.raw_top[0])
-        assert torch.equal(a.used_top[1], b.used_top[1]) and a.forced == b.forced
-        assert a.raw_entropy == pytest.approx(b.raw_entropy, abs=1e-5)
+        torch.testing.assert_close(a.model_top[0], b.model_top[0])
+        assert torch.equal(a.top[1], b.top[1]) and a.forced == b.forced
+        assert a.model_entropy == pytest.approx(b.model_entropy, abs=1e-5)
 
 
 @pytest.mark.parametrize("settings", [

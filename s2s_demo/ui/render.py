@@ -192,17 +192,17 @@ def step_choices(trace: dict) -> list[tuple[str, int]]:
 
 
 def step_distribution_plot(trace: dict, step: int) -> go.Figure:
-    """Top candidates at one step: the distribution decoding used and the raw softmax."""
+    """Top candidates at one step: the distribution decoding used and the model's softmax."""
     if not trace["steps"]:
         return _empty("No steps to show")
     rec = trace["steps"][max(0, min(step, len(trace["steps"]) - 1))]
-    raw = {c["token_id"]: c for c in rec["model_top"]}
+    model = {c["token_id"]: c for c in rec["model_top"]}
     used = {c["token_id"]: c for c in rec["top"]}
     ids = list(dict.fromkeys([c["token_id"] for c in rec["model_top"]] + [c["token_id"] for c in rec["top"]]))
-    ids.sort(key=lambda i: -(raw.get(i) or used.get(i))["prob"])
-    labels = [safe(display_piece((raw.get(i) or used.get(i))["piece"])) + ("  ◀" if i == rec["token_id"] else "")
+    ids.sort(key=lambda i: -(model.get(i) or used.get(i))["prob"])
+    labels = [safe(display_piece((model.get(i) or used.get(i))["piece"])) + ("  ◀" if i == rec["token_id"] else "")
               for i in ids]
-    bars = [_bar(labels, [raw[i]["prob"] if i in raw else 0 for i in ids], "model softmax", "#94a3b8", "model"),
+    bars = [_bar(labels, [model[i]["prob"] if i in model else 0 for i in ids], "model softmax", "#94a3b8", "model"),
             _bar(labels, [used[i]["prob"] if i in used else 0 for i in ids], "used by decoding", "#2563eb", "used")]
     forced = " (forced)" if rec["forced"] else ""
     cut = rec.get("cut_mass", 0.0)
