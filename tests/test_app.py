@@ -373,3 +373,16 @@ def test_nearest_training_examples_through_the_api(client, toy_sentences):
     with pytest.raises(Exception, match=r"k: must be an integer in \[1, 20\]"):
         client.predict(toy_sentences[3], model="toy-attn", k=0, api_name="/neighbours")
     assert client.predict(toy_sentences[3], model="toy-attn", k=1, api_name="/neighbours")["sentences"]
+
+
+def test_strategies_api_returns_six_rows_and_refuses_too_many_samples(client, registry, toy_sentences):
+    from s2s_demo.strategies import MAX_SAMPLES, STRATEGIES
+
+    result = client.predict(toy_sentences[0], model="toy-attn", beam_size=3, samples=4, reference="",
+                            seed=5, api_name="/strategies")
+    assert [r["strategy"] for r in result["rows"]] == list(STRATEGIES)
+    assert result["seed"] == 5 and "empty" in result["reference_note"]
+    assert all(set(r) >= {"translation", "logprob", "score", "chrf", "bleu"} for r in result["rows"])
+    with pytest.raises(Exception, match=f"at most {MAX_SAMPLES} samples"):
+        client.predict(toy_sentences[0], model="toy-attn", samples=MAX_SAMPLES + 1, api_name="/strategies")
+    assert client.predict(toy_sentences[0], model="toy-attn", samples=1, api_name="/strategies")["rows"]

@@ -59,7 +59,7 @@ def test_calibration_benchmark_prints_the_three_figures_and_draws_the_diagram(tm
     assert result.returncode == 0, result.stderr[-2000:]
     for line in ("machine: ", "ECE of the top-1 token: ", "mass outside the top 10: ",
                  "reference tokens outside the top 10: ", "temperature-1 samples with a token of p < 0.001: ",
-                 "references with one: ", "calibration {'temperature'"):
+                 "references with one: ", "calibration {'temperature'", "a perfectly calibrated model at these "):
         assert line in result.stdout, (line, result.stdout)
     assert png.stat().st_size > 1000
 
@@ -78,4 +78,15 @@ def test_live_benchmark_prints_drag_release_dice_and_payload():
     for line in ("machine: ", "payload (", "beam: trace ", "sample: trace ", "drag -> chart redrawn: median ",
                  "requests sent while dragging: ", "release -> every view redrawn: median ", "requests per release: ",
                  "3 presses of Translate at default settings: "):
+        assert line in result.stdout, (line, result.stdout)
+
+
+def test_strategies_benchmark_prints_a_row_per_strategy():
+    result = subprocess.run([sys.executable, "-m", "benchmarks.strategies", "--model", "assets/models/en-de",
+                             "--n", "3", "--samples", "2"], capture_output=True, text=True, cwd=ROOT, timeout=600,
+                            env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    from s2s_demo.strategies import STRATEGIES
+
+    for line in ("machine: ", "| strategy | BLEU | chrF | mean log-prob |", *(f"| {s} | " for s in STRATEGIES)):
         assert line in result.stdout, (line, result.stdout)

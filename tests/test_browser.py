@@ -624,3 +624,21 @@ def test_a_joey_model_loaded_by_repo_id_runs_every_view(browser, tmp_path_factor
     finally:
         demo.close()
         server.stop()
+
+
+def test_strategies_side_by_side_with_a_reference(page_url, browser, tmp_path):
+    url, registry = page_url
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(url)
+    page.get_by_label("Source sentence", exact=False).fill(_source_sentence(registry))
+    page.get_by_role("tab", name="Strategies").click()
+    page.get_by_label("Reference translation (optional)").fill("A man in a red hat rides a bicycle <b>down</b> the street.")
+    page.get_by_role("button", name="Run every strategy").click()
+    page.wait_for_function("() => document.querySelector('#strategies').innerText.includes('mbr')", timeout=60_000)
+    table = page.inner_text("#strategies")
+    for strategy in ("greedy", "beam", "sample", "top_p", "epsilon", "mbr"):
+        assert strategy in table
+    assert page.locator("#strategies b").count() == 0
+    if registry.get(None).model.config.tgt_lang == "en":  # the reference is English: scored
+        assert "left out" not in page.input_value("#strategies-note textarea")
+    page.screenshot(path=str((_shots() or tmp_path) / "strategies.png"), full_page=True)

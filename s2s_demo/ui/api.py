@@ -1,5 +1,5 @@
-"""The page's named API endpoints: /translate, /compare, /score, /attribute, /neighbours and
-/models. Each takes plain parameters (``Request``'s fields, or a few of its own) and returns
+"""The page's named API endpoints: /translate, /compare, /strategies, /score, /attribute,
+/neighbours and /models. Each takes plain parameters (``Request``'s fields, or a few of its own) and returns
 the dicts the page renders, through the same request functions."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import logging
 
 import gradio as gr
 
-from .. import attribution
+from .. import attribution, strategies
 from .registry import ModelRegistry
 from .request import (Request, RequestError, api_description, api_function, attribute_request, compare_request,
-                      neighbours_request, score_request, translate_request)
+                      neighbours_request, score_request, strategies_request, translate_request)
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,21 @@ def register_api(registry: ModelRegistry) -> None:
               "Translate text with the given model and every other model that reads its language.",
               "one row per model: model, pair, tgt_lang, description, translation, score, logprob, "
               "tokens, search_ms, rank (by score among the models of the same target language)", list[dict])
+
+    def api_strategies(text: str, model: str | None = None, beam_size: int = 5, length_penalty: float | None = None,
+                       samples: int = strategies.DEFAULT_SAMPLES, reference: str | None = None,
+                       seed: int | None = None) -> dict:
+        request = Request(text, model, beam_size=beam_size, length_penalty=length_penalty, seed=seed)
+        return guarded(strategies_request, registry, request, samples, reference)
+
+    gr.api(api_strategies, api_name="strategies", api_description=(
+        "Run every decoding strategy on text: greedy; beam search (beam_size, length_penalty: default the "
+        "model's tuned value); sampling at temperature 1; top-p 0.9; epsilon sampling (epsilon 0.02); and MBR "
+        "over the epsilon samples with chrF as the utility. Parameters: text; model (default: the first); "
+        f"samples: candidates per sampler, 1 to {strategies.MAX_SAMPLES} (default {strategies.DEFAULT_SAMPLES}); "
+        "reference: optional, to score each row with sentence chrF and BLEU; seed (default: a fresh one). "
+        "Returns: rows (strategy, description, translation, logprob, score, tokens, candidates, chrf, bleu), "
+        "reference_note (why the reference was not scored, or null), samples, seed, settings, ms."))
 
     def api_score(text: str, reference: str, model: str | None = None) -> dict:
         return guarded(score_request, registry, Request(text, model), reference)

@@ -13,7 +13,7 @@ from .api import guarded, register_api
 from .live_view import LIVE_CSS, LIVE_SETTINGS, ON_LOAD, REDRAW_JS
 from .views import attribution as attribution_view, compare as compare_view, lstm as lstm_view
 from .views import neighbours as neighbours_view, score as score_view, steps as steps_view
-from .views import translation as translation_view
+from .views import strategies as strategies_view, translation as translation_view
 from .views.context import PageContext
 from .registry import ModelRegistry
 from .request import CONTROLS, Request, same_request, translate_request
@@ -191,6 +191,8 @@ class Page:
                 neighbours = neighbours_view.build(self.ctx)
             with gr.Tab("Compare", id="compare"):
                 compare_view.build(self.ctx)
+            with gr.Tab("Strategies", id="strategies"):
+                self.strategies = strategies_view.build(self.ctx)
             with gr.Tab("Score", id="score"):
                 self.scored = score_view.build(self.ctx)
         # another translation: the explainer views and the what-if link were of the one before.
@@ -389,7 +391,9 @@ class Page:
                                      {"trace": None, "attention": None, "tree": None, "whatif": None,
                                       "seed": gr.update(), "raw_json": None}, self.emptied_on_server())
 
-        cleared, values = self.scored["cleared"]
+        # the tabs that keep a result of their own (Score, Strategies) empty too
+        cleared = [*self.scored["cleared"][0], *self.strategies["cleared"][0]]
+        values = (*self.scored["cleared"][1], *self.strategies["cleared"][1])
         # the visitor's pick only: a link that sets the model must not clear the translation it opens
         self.c["model"].input(on_model, self.c["model"], [self.examples, self.widgets["length_penalty"]],
                                api_visibility="undocumented").then(

@@ -13,6 +13,7 @@ import dataclasses
 import inspect
 import typing
 
+from ..strategies import compare_strategies
 from ..settings import BOUNDS, MAX_BEAM_SIZE, METHODS, DecodeSettings, SettingsError
 from ..translator import MAX_CHARS, InputError
 from .registry import ModelRegistry, UnknownModelError
@@ -160,6 +161,13 @@ def score_request(registry: ModelRegistry, request: Request, reference: str) -> 
     """Score a visitor's ``reference`` translation of the request's text with its model under
     its settings (``Translator.score_reference``)."""
     return _served(registry, request, lambda t, settings: t.score_reference(request.text, reference, settings))
+
+
+def strategies_request(registry: ModelRegistry, request: Request, samples: int, reference: str | None) -> dict:
+    """Every decoding strategy on the request's text (``s2s_demo.strategies``): beam size and
+    length penalty from the request, ``samples`` candidates per sampler, the request's seed."""
+    return _served(registry, request, lambda t, settings: compare_strategies(
+        t, request.text, settings, samples, reference, settings.seed))
 
 
 def attribute_request(registry: ModelRegistry, request: Request, steps: int, target_ids: list[int] | None = None
