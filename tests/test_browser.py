@@ -115,6 +115,17 @@ def test_translate_explore_and_what_if(page_url, browser, tmp_path):
     assert not dialogs
 
 
+def _translated_page(browser, url, registry):
+    """A desktop page that has translated the default model's sentence; (page, sentence)."""
+    sentence = _source_sentence(registry)
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(url)
+    page.get_by_label("Source sentence", exact=False).fill(sentence)
+    page.get_by_role("button", name="Translate").click()
+    _wait_for_text(page, "#translation", registry.get(None).translate(sentence).translation)
+    return page, sentence
+
+
 def _wait_for_text(page, selector: str, expected: str) -> None:
     """Wait until the element's text, spaces removed, holds the expected words."""
     squashed = "".join(expected.split())[:40]
@@ -186,7 +197,7 @@ def test_a_sentence_unlike_the_captions_gets_a_note_and_a_caption_does_not(page_
     box.fill(odd)
     page.get_by_role("button", name="Translate").click()
     note = page.locator("#familiarity")
-    note.get_by_text("unlike what the model was trained on", exact=False).wait_for(timeout=30_000)
+    note.get_by_text("unlike the photo captions the model learnt from", exact=False).wait_for(timeout=30_000)
     assert "cannot read" in note.inner_text()
     page.screenshot(path=str((_shots() or tmp_path) / "familiarity.png"), full_page=False)
     box.fill(_source_sentence(registry))
@@ -399,12 +410,7 @@ def test_inside_the_lstm_draws_gates_and_the_bridge(page_url, browser, tmp_path)
 
 def test_attribution_is_drawn_beside_attention_on_request(page_url, browser, tmp_path):
     url, registry = page_url
-    sentence = _source_sentence(registry)
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
-    page.goto(url)
-    page.get_by_label("Source sentence", exact=False).fill(sentence)
-    page.get_by_role("button", name="Translate").click()
-    _wait_for_text(page, "#translation", registry.get(None).translate(sentence).translation)
+    page, sentence = _translated_page(browser, url, registry)
     page.get_by_role("tab", name="Attention").click()
     page.get_by_role("button", name="Attribute the translation").click()
     page.wait_for_function("() => document.querySelector('#attribution-summary').innerText.includes('steps from')",
@@ -642,3 +648,90 @@ def test_strategies_side_by_side_with_a_reference(page_url, browser, tmp_path):
     if registry.get(None).model.config.tgt_lang == "en":  # the reference is English: scored
         assert "left out" not in page.input_value("#strategies-note textarea")
     page.screenshot(path=str((_shots() or tmp_path) / "strategies.png"), full_page=True)
+
+
+def test_text_in_the_other_language_offers_the_model_that_reads_it(page_url, browser):
+    url, registry = page_url
+    default = registry.get(None).model.config
+    other = registry.better_model(None, "Two dogs play in the snow." if default.src_lang == "de" else
+                                  "Zwei Hunde spielen im Schnee.")
+    if other is None:
+        pytest.skip("no shipped model reads the default model's target language")
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(url)
+    from s2s_demo.ui.blocks import example_caption
+
+    page.get_by_text(example_caption(registry), exact=False).first.wait_for(timeout=30_000)  # the intro's, for the default model
+    text = "Two dogs play in the snow." if default.src_lang == "de" else "Zwei Hunde spielen im Schnee."
+    page.get_by_label("Source sentence", exact=False).fill(text)
+    page.get_by_role("button", name="Translate").click()
+    switch = page.locator("#switch-model")
+    switch.wait_for(state="visible", timeout=30_000)
+    assert f"translate it with {other} instead" in switch.inner_text()
+    switch.click()
+    _wait_for_text(page, "#translation", registry.get(other).translate(text).translation)
+    page.wait_for_function("() => !document.querySelector('#switch-model') || "
+                           "document.querySelector('#switch-model').offsetParent === null", timeout=15_000)
+    assert other in page.inner_text("#status")
+
+
+def test_the_trace_exports_as_json_and_charts_offer_an_image_download(page_url, browser):
+    import json
+    import urllib.request
+
+    url, registry = page_url
+    page, sentence = _translated_page(browser, url, registry)
+    page.get_by_text("Raw trace (JSON)").click()
+    page.get_by_role("button", name="Export the trace as a JSON file").click()
+    link = page.locator("#trace-file a").first
+    link.wait_for(timeout=30_000)
+    href = link.get_attribute("href")
+    with urllib.request.urlopen(href if href.startswith("http") else url.rstrip("/") + href) as response:
+        exported = json.loads(response.read().decode("utf-8"))
+    assert exported["source"] == sentence and exported["steps"] and "model_top" in exported["steps"][0]
+    chart = page.locator(".js-plotly-plot").first
+    chart.hover()
+    assert chart.locator(".modebar-btn[data-title*='png' i]").count() == 1
+    with page.expect_download(timeout=30_000) as svg:
+        chart.locator(".s2s-svg").click()
+    assert svg.value.suggested_filename.endswith(".svg")
+
+
+def test_the_guided_tour_walks_to_its_end_and_reopens(page_url, browser, tmp_path):
+    url, registry = page_url
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(url.rstrip("/") + "/?tour=1")
+    card = page.locator("#s2s-tour")
+    card.wait_for(timeout=30_000)
+    from s2s_demo.ui.blocks import example_caption
+
+    # stop 1 translates the intro's example
+    _wait_for_text(page, "#translation", registry.get(None).translate(example_caption(registry)).translation)
+    assert page.locator(".s2s-tour-lit").count() == 1
+    titles = [card.locator("h3").inner_text()]
+    for _ in range(2):
+        card.get_by_role("button", name="Next").click()
+        titles.append(card.locator("h3").inner_text())
+    assert card.get_attribute("data-stop") == "3"
+    card.get_by_role("button", name="Next").click()  # stop 4 waits for the temperature slider to move
+    titles.append(card.locator("h3").inner_text())
+    page.get_by_label("sample", exact=True).check()
+    page.wait_for_timeout(800)  # the sampling sliders appear
+    box = page.locator("#controls input[type=range]").first.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.2, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.4, y)
+    page.mouse.up()
+    page.wait_for_function("() => document.querySelector('#s2s-tour')?.dataset.stop === '5'", timeout=15_000)
+    titles.append(card.locator("h3").inner_text())
+    page.screenshot(path=str((_shots() or tmp_path) / "tour.png"))
+    card.get_by_role("button", name="Next").click()
+    titles.append(card.locator("h3").inner_text())
+    card.get_by_role("button", name="Finish").click()
+    assert card.count() == 0 and page.locator(".s2s-tour-lit").count() == 0
+    assert [t.split(" · ")[0] for t in titles] == ["1", "2", "3", "4", "5", "6"]
+    page.get_by_role("button", name="Take the tour").click()
+    card.wait_for(timeout=10_000)
+    card.get_by_role("button", name="Skip").click()
+    assert card.count() == 0

@@ -152,3 +152,25 @@ def test_every_figure_the_page_draws_is_valid_plotly(tmp_path, toy_tokenizer, to
         checked = go.Figure(fig.to_dict())  # raises ValueError on an invalid property or value
         assert checked.to_plotly_json()["data"] == fig.to_plotly_json()["data"]
         assert len(fig.to_json()) < 200_000
+
+
+def test_the_length_cap_message_names_the_cap_that_applied():
+    from s2s_demo.ui.views.translation import length_cap_text
+
+    trace = {"source_pieces": ["▁a"] * 7, "settings": {"max_length": 100, "max_length_ratio": 2.0}}
+    assert length_cap_text(trace).startswith("at most 2 × 7 source pieces + 10 = 24 tokens")
+    trace["settings"]["max_length"] = 12
+    assert length_cap_text(trace) == "at most 12 tokens (the Max length setting: raise it)"
+
+
+def test_the_tree_names_its_method_and_folds_a_wide_beam(random_translator, toy_sentences):
+    from s2s_demo.settings import DecodeSettings
+
+    sampled = random_translator.translate(toy_sentences[0], DecodeSettings(method="sample", seed=1)).to_dict()
+    assert render.beam_tree_plot(sampled).layout.title.text.startswith("Samples")
+    wide = random_translator.translate(toy_sentences[0], DecodeSettings(beam_size=12)).to_dict()
+    figure = render.beam_tree_plot(wide)
+    assert figure.layout.title.text.startswith("Beam search tree (12 beams)") and "folded" in figure.layout.title.text
+    assert {t.visible for t in figure.data if t.legendgroup == "pruned"} == {"legendonly"}
+    narrow = render.beam_tree_plot(random_translator.translate(toy_sentences[0], DecodeSettings(beam_size=3)).to_dict())
+    assert {t.visible for t in narrow.data if t.legendgroup == "pruned"} == {True}

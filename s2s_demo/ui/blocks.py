@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+import re
+import tempfile
+import time
+from pathlib import Path
+
 import gradio as gr
 
 from ..model_folder import ModelLoadError
@@ -10,7 +15,7 @@ from ..settings import BOUNDS, PAGE_SAMPLING_TOP_K, DecodeSettings
 from ..translator import MAX_CHARS
 from . import links, render
 from .api import guarded, register_api
-from .live_view import LIVE_CSS, LIVE_SETTINGS, ON_LOAD, REDRAW_JS
+from .live_view import LIVE_CSS, LIVE_SETTINGS, ON_LOAD, REDRAW_JS, TOUR_MOVED_JS, TOUR_START_JS
 from .views import attribution as attribution_view, compare as compare_view, lstm as lstm_view
 from .views import neighbours as neighbours_view, score as score_view, steps as steps_view
 from .views import strategies as strategies_view, translation as translation_view
@@ -21,7 +26,16 @@ from .request import CONTROLS, Request, same_request, translate_request
 DEFAULTS = DecodeSettings()
 INTRO = """# Look inside an LSTM translator
 A BiLSTM encoder bridged into an LSTM decoder with attention, trained on **Multi30k image captions**
-(*"Two dogs play in the snow."*): translate a caption, then watch every decoding step answer the controls."""
+(*"{example}"*): translate a caption, then watch every decoding step answer the controls."""
+# a caption in each source language the shipped models read: the intro's example and the text
+# box's placeholder are in the default model's source language
+EXAMPLE_CAPTIONS = {"de": "Zwei Hunde spielen im Schnee.", "en": "Two dogs play in the snow.",
+                    "fr": "Deux chiens jouent dans la neige."}
+
+
+def example_caption(registry: ModelRegistry) -> str:
+    lang = registry.get(None).model.config.src_lang
+    return EXAMPLE_CAPTIONS.get(lang, EXAMPLE_CAPTIONS["en"])
 
 
 # Gradio takes a page's CSS at launch: app.py, the browser tests and benchmarks.page pass it
@@ -56,6 +70,19 @@ SAMPLING_HELP = ("Sampling draws each token from the model's distribution, resha
                  "p, **min-p** those at least min-p times as likely as the best, **typical-p** those nearest "
                  "the step's average surprise, **epsilon**/**eta** drop tokens below a floor — then "
                  "renormalisation.")
+# what each view shows, how to read it, one thing to try (the views in views/ carry their own)
+EXPLAIN = {
+    "steps": ("At every step the decoder outputs a probability for each of the thousands of tokens it knows (the "
+              "softmax); the top chart shows each step's top candidates, the lower one the step chosen in Step. Grey "
+              "is the model's own probability, blue what the decoding method made of it. Try: pick a step where the "
+              "chosen token was unsure and force its rival below."),
+    "attention": ("Where the decoder looked: each row is a word of the translation, each column a piece of the "
+                  "source, and a bright cell means that piece weighed most when the word was chosen. Rows sum to 1. "
+                  "Try: a sentence with a different word order, and see the bright cells leave the diagonal."),
+    "tree": ("The search, step by step from the left: beam search keeps the best few partial translations (blue), "
+             "sets aside the ones that end (green) and drops the rest (grey); the thick line is the winner. Try: beam "
+             "size 1 (greedy), then 10, and watch the tree widen."),
+}
 LIVE_HELP = ("**Move a slider: the chart answers while it moves** (worked out in your browser); let go and "
              "the sentence is translated again with the new setting, on the same step.")
 
@@ -74,7 +101,11 @@ class Page:
 
     def __init__(self, registry: ModelRegistry, demo: gr.Blocks) -> None:
         self.registry, self.demo = registry, demo
-        gr.Markdown(INTRO)
+        with gr.Row(equal_height=True):
+            gr.Markdown(INTRO.format(example=example_caption(registry)))
+            # the tour is the page's own script (static/tour.js): no request
+            gr.Button("Take the tour", elem_id="tour-start", scale=0, min_width=140).click(
+                None, None, None, js=TOUR_START_JS, api_visibility="undocumented")
         self.c: dict = {"trace": gr.State(None)}  # the trace of the last full translation
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
@@ -92,6 +123,9 @@ class Page:
             # tab, 77k DOM nodes for a beam-16 trace)
             self.c["raw_json"] = gr.Code(label="Trace (what the /translate API returns)", language="json",
                                          interactive=False, max_lines=30)
+            with gr.Row():
+                self.export_btn = gr.Button("Export the trace as a JSON file", scale=1, elem_id="export-trace")
+                self.export_file = gr.File(label="Trace file", visible=False, scale=2, elem_id="trace-file")
         # the JSON is sent only while its view is open: closed, it would cost every response ~70 KB
         self.raw_open = gr.State(False)
         # the Attention and Tree plots are drawn while their tab is open, or when it opens: a hidden
@@ -120,10 +154,14 @@ class Page:
             # plain text: a visitor's repo id and the Hub's answer are never rendered as HTML
             self.hub_status = gr.Textbox(label="Hub", interactive=False, visible=False, elem_id="hub-status")
         c["text"] = gr.Textbox(label=f"Source sentence (up to {MAX_CHARS} characters; Shift+Enter translates)",
-                               lines=2, max_lines=6, placeholder="Ein Mann fährt mit dem Fahrrad.")
+                               elem_id="source-text",
+                               lines=2, max_lines=6, placeholder=example_caption(registry))
         # above the examples: on a phone it stays within the first screen
         self.translate_btn = gr.Button("Translate", variant="primary", elem_id="translate")
         c["familiarity"] = gr.Markdown(visible=False, elem_id="familiarity")
+        # text in the other language of the model's pair: one click to the model that reads it
+        c["switch"] = gr.Button(visible=False, variant="secondary", elem_id="switch-model")
+        c["suggested"] = gr.State(None)
         c["unreadable"] = gr.HighlightedText(label="Source as this model reads it", color_map=render.SOURCE_COLORS,
                                              show_legend=True, show_inline_category=False, visible=False,
                                              elem_id="unreadable")
@@ -179,12 +217,15 @@ class Page:
         # on a phone the tab names wrap to a second row instead of hiding behind "..."
         with gr.Tabs(overflow_behavior="wrap") as self.tabs:
             with gr.Tab("Steps", id="steps"):
+                gr.Markdown(EXPLAIN["steps"], elem_classes=["explain"])
                 self._layout_steps_tab()
             with gr.Tab("Attention", id="attention"):
+                gr.Markdown(EXPLAIN["attention"], elem_classes=["explain"])
                 c["attention"] = gr.Plot(label="Attention", elem_id="attention-plot")
                 attributed = attribution_view.build(self.ctx)
             with gr.Tab("Tree", id="tree"):
-                c["tree"] = gr.Plot(label="Beam search tree", elem_id="beam-tree")
+                gr.Markdown(EXPLAIN["tree"], elem_classes=["explain"])
+                c["tree"] = gr.Plot(label="Search tree", elem_id="beam-tree")
             with gr.Tab("LSTM", id="lstm"):
                 lstm = lstm_view.build(self.ctx)
             with gr.Tab("Neighbours", id="neighbours"):
@@ -253,12 +294,22 @@ class Page:
         request = Request(text_value, model_value, **values, forced_prefix=forced_prefix)
         trace = guarded(translate_request, self.registry, request, labels=self.labels)
         # the step the visitor was looking at stays selected (the last one, if the output is shorter)
-        return self.by_component(
+        return self.by_component(self.switch_view(trace, text_value),
             translation_view.view(trace, translation_view.page_url(page)), steps_view.view(trace, step_value),
             {"trace": trace, "attention": self.lazy(trace, tab, "Attention"), "tree": self.lazy(trace, tab, "Tree"),
              "whatif": None, "seed": gr.update(value=trace["seed"]) if trace.get("seed") is not None else gr.update(),
              "raw_json": translation_view.raw_json(trace) if json_open else gr.update()},
             self.emptied_on_server())
+
+    def switch_view(self, trace: dict | None, text: str | None) -> dict:
+        """The switch button, shown when the text reads as the other language of the model's pair."""
+        better = self.registry.better_model(trace["model"], text) if trace and text else None
+        if better is None:
+            return {"switch": gr.update(visible=False), "suggested": None}
+        lang = self.registry.get(better).model.config.src_lang
+        label = (f"This reads as {lang}, which {trace['model']} does not read: translate it with "
+                 f"{better} instead")
+        return {"switch": gr.update(value=label, visible=True), "suggested": better}
 
     def after_run(self, event):
         """What follows a Translate: its raw trace, if that view is open (it may have been opened
@@ -293,6 +344,7 @@ class Page:
         self.raw_trace.expand(lambda trace: (True, translation_view.raw_json(trace) if trace else None), c["trace"],
                               [self.raw_open, c["raw_json"]], api_visibility="undocumented")
         self.raw_trace.collapse(lambda: False, None, self.raw_open, api_visibility="undocumented")
+        self.export_btn.click(export_trace, c["trace"], self.export_file, api_visibility="undocumented")
 
     def _wire_live(self) -> None:
         # a slider moving redraws the step chart in the browser, with no request; its release
@@ -302,6 +354,8 @@ class Page:
         live_inputs = [w[name] for name in LIVE_SETTINGS]
         for name in LIVE_SETTINGS:
             w[name].input(None, live_inputs, None, js=REDRAW_JS, api_visibility="undocumented")
+        # the tour's temperature stop is done by moving the slider
+        w["temperature"].input(None, None, None, js=TOUR_MOVED_JS, api_visibility="undocumented")
         released = [w[name].release for name in LIVE_SETTINGS + ("beam_size", "n_best", "max_length")]
         gr.on(released + [w["seed"].submit], self.run, self.run_inputs, self.outputs, api_visibility="undocumented",
               trigger_mode="always_last", show_progress="hidden")
@@ -387,7 +441,7 @@ class Page:
 
         def clear_outputs():
             # a new model: the last translation was another model's, so it must not stay on screen
-            return self.by_component(translation_view.view(None), steps_view.view(None),
+            return self.by_component(translation_view.view(None), steps_view.view(None), self.switch_view(None, None),
                                      {"trace": None, "attention": None, "tree": None, "whatif": None,
                                       "seed": gr.update(), "raw_json": None}, self.emptied_on_server())
 
@@ -399,6 +453,13 @@ class Page:
                                api_visibility="undocumented").then(
             clear_outputs, None, self.outputs, api_visibility="undocumented").then(
             lambda: values, None, cleared, api_visibility="undocumented")
+
+        # the switch: the suggested model, then a translation with it
+        self.after_run(self.c["switch"].click(lambda name: name, self.c["suggested"], self.c["model"],
+                                              api_visibility="undocumented").then(
+            on_model, self.c["model"], [self.examples, self.widgets["length_penalty"]],
+            api_visibility="undocumented").then(
+            self.run, self.run_inputs, self.outputs, api_visibility="undocumented"))
 
         def on_hub(text):
             try:
@@ -413,6 +474,17 @@ class Page:
                        concurrency_limit=1, api_visibility="undocumented")
         loaded.success(clear_outputs, None, self.outputs, api_visibility="undocumented").then(
             lambda: values, None, cleared, api_visibility="undocumented")
+
+
+def export_trace(trace: dict | None):
+    """The trace as a JSON file (the /translate API's format), named after its model and time."""
+    if not trace:
+        raise gr.Error("Translate a sentence first: there is no trace to export.")
+    folder = Path(tempfile.mkdtemp(prefix="s2s-trace-"))
+    name = re.sub(r"[^\w.-]", "_", str(trace.get("model", "model")))
+    path = folder / f"trace-{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(translation_view.raw_json(trace), encoding="utf-8")
+    return gr.update(value=str(path), visible=True)
 
 
 def _examples(registry: ModelRegistry, name: str) -> list[list[str]]:

@@ -116,6 +116,18 @@ class ModelRegistry:
         return [first] + [n for n, t in self.translators.items()
                           if n != first and t.model.config.src_lang == lang]
 
+    def better_model(self, name: str | None, text: str) -> str | None:
+        """Another model for ``text`` when it reads as model ``name``'s target language rather than
+        its source (``TokenizerPair.language_side``): one that reads that language, preferably
+        back into ``name``'s source language. None when ``text`` suits ``name`` or no model fits."""
+        translator = self.get(name)
+        if not isinstance(text, str) or translator.tokenizer.language_side(text) != "target":
+            return None
+        src, tgt = translator.model.config.src_lang, translator.model.config.tgt_lang
+        readers = [n for n, t in self.translators.items() if t.model.config.src_lang == tgt]
+        readers.sort(key=lambda n: self.translators[n].model.config.tgt_lang != src)
+        return readers[0] if readers else None
+
     def label(self, name: str) -> str:
         """The dropdown's text: the name, then the card's description (which names the pair)."""
         return f"{name} — {self.translators[name].description}"

@@ -139,9 +139,9 @@ def reference_summary(scored: dict) -> str:
             f"score {scored['best_score']:.3f} · {where}.")
 
 
-UNFAMILIAR_NOTE = ("**This sentence is unlike what the model was trained on:** {reasons}. The model learnt "
-                   "from Multi30k, about 29,000 short captions of photos (people, animals, everyday scenes), "
-                   "so expect a fluent but invented translation. Try a caption such as the examples above.")
+# one plain sentence: what is wrong, why, and what to expect
+UNFAMILIAR_NOTE = ("**This sentence is unlike the photo captions the model learnt from** ({reasons}), so expect a "
+                   "fluent but invented translation.")
 
 
 def familiarity_note(trace: dict) -> str:
@@ -380,6 +380,11 @@ def beam_tree_plot(trace: dict) -> go.Figure:
         for rank, node in enumerate(layer):
             y[node["id"]] = -rank
     best_path = [i for i in trace.get("best_path", []) if i in by_id]
+    settings = trace.get("settings") or {}
+    width = settings.get("beam_size", 1) if settings.get("method") == "beam" else 1
+    # a wide beam prunes dozens of candidates a step: they start folded away (the legend unfolds them)
+    folded = width >= WIDE_BEAM
+    pruned_shown = "legendonly" if folded else True
     traces = []
     for status in ("pruned", "kept", "finished"):
         xs, ys = [], []
@@ -388,7 +393,8 @@ def beam_tree_plot(trace: dict) -> go.Figure:
                 xs += [by_id[n["parent"]]["step"], n["step"], None]
                 ys += [y[n["parent"]], y[n["id"]], None]
         traces.append({"type": "scatter", "x": xs, "y": ys, "mode": "lines", "hoverinfo": "skip",
-                       "line": {"color": STATUS_COLORS[status], "width": 1}, "showlegend": False})
+                       "line": {"color": STATUS_COLORS[status], "width": 1}, "showlegend": False,
+                       "legendgroup": status, "visible": pruned_shown if status == "pruned" else True})
     if best_path:
         traces.append({"type": "scatter", "x": [by_id[i]["step"] for i in best_path], "y": [y[i] for i in best_path],
                        "mode": "lines", "line": {"color": "#f59e0b", "width": 4}, "name": "best", "hoverinfo": "skip"})
@@ -396,6 +402,7 @@ def beam_tree_plot(trace: dict) -> go.Figure:
         group = [n for n in nodes if n["status"] == status]
         traces.append({
             "type": "scatter", "x": [n["step"] for n in group], "y": [y[n["id"]] for n in group], "name": status,
+            "legendgroup": status, "visible": pruned_shown if status == "pruned" else True,
             "mode": "markers+text" if status != "pruned" else "markers",
             "text": [safe(display_piece(n["piece"])) for n in group], "textposition": "top center",
             "textfont": {"size": 10},
@@ -404,10 +411,17 @@ def beam_tree_plot(trace: dict) -> go.Figure:
             "customdata": [[safe(n["piece"]), n["score"] if n["score"] is not None else None] for n in group],
             "hovertemplate": "%{customdata[0]}<br>log-prob %{customdata[1]:.3f}<extra>" + status + "</extra>"})
     last = max(n["step"] for n in nodes)
+    title = {"beam": f"Beam search tree ({width} beams)", "sample": "Samples: the drawn token and its rivals",
+             "greedy": "Greedy search: the top token and its rivals"}.get(settings.get("method"), "Search tree")
+    fold = " · pruned folded away: click 'pruned' to unfold" if folded else ""
     return _figure(traces, {
-        "title": _title("Beam search tree<br>x: step · y: kept first, by score"), "height": 460,
+        "title": _title(f"{title}<br>x: step · y: kept first, by score{fold}"),
+        "height": max(460, 60 + 28 * min(width, 16)),
         "xaxis": {"title": {"text": "step"}, "range": [-1.5, last + 0.5], "dtick": 1},
         "yaxis": {"showticklabels": False}, "margin": {"l": 10, "r": 10, "t": 40, "b": 40}})
+
+
+WIDE_BEAM = 8  # from this beam size on, the tree starts with its pruned branches folded away
 
 
 def _layer_order(node: dict) -> tuple[bool, float]:

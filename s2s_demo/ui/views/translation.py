@@ -47,6 +47,17 @@ def note(text: str):
     return gr.update(value=text, visible=bool(text))
 
 
+def length_cap_text(trace: dict) -> str:
+    """The cap that ended the output, in words: the source-length rule or the Max length setting."""
+    s = trace["settings"]
+    source = len(trace["source_pieces"])
+    by_source = int(source * s["max_length_ratio"] + 10)
+    if by_source <= s["max_length"]:
+        return (f"at most {s['max_length_ratio']:g} × {source} source pieces + 10 = {by_source} tokens "
+                "(the model would have written more)")
+    return f"at most {s['max_length']} tokens (the Max length setting: raise it)"
+
+
 def status_line(trace: dict) -> str:
     s = trace["settings"]
     method = f"beam {s['beam_size']}" if s["method"] == "beam" else s["method"]
@@ -54,7 +65,6 @@ def status_line(trace: dict) -> str:
     dtype = f" · {arithmetic} matmuls" if arithmetic != "float32" else ""
     # a sample is reproducible with its seed, also when the visitor left the seed empty
     seed = f" · seed {trace['seed']}" if s["method"] == "sample" and trace.get("seed") is not None else ""
-    capped = (f" · **cut short by the length cap** ({len(trace['steps'])} tokens: raise Max length)"
-              if trace.get("length_capped") else "")
+    capped = f" · **cut short by the length cap**: {length_cap_text(trace)}" if trace.get("length_capped") else ""
     return (f"{trace['model']} · {method} · {len(trace['steps'])} steps · "
             f"{trace['timings_ms']['search_ms']:.0f} ms{dtype}{seed}{capped}")
