@@ -60,3 +60,22 @@ def test_an_output_cut_by_the_length_cap_says_so():
 def test_readme_results_table_is_built_from_the_cards():
     readme = (ROOT / "README.md").read_text()
     assert "\n".join(table()) in readme
+
+
+NARRATION = ("paused", "sigstop", "interrupted", "resumed", "session", "shared with", "editor", "issue",
+             "wall clock", "benchmarks and tests")
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: p.name)
+def test_the_card_states_facts_and_its_recipe_is_the_models_config(folder):
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    assert not [word for word in NARRATION if word in card.lower()]
+    config = json.loads((folder / "config.json").read_text())
+    model = card[card.index("## Model"):card.index("## Training")]
+    layers = config["num_layers"]
+    for fact in (f"Embeddings {config['emb_size']}", f"encoder BiLSTM {layers} layer(s) × {config['enc_hidden_size']}",
+                 f"decoder LSTM {layers} layer(s) × {config['dec_hidden_size']}", f"attention: {config['attention']}",
+                 f"input feeding: {config['input_feeding']}", f"tied target embeddings: {config['tie_embeddings']}"):
+        assert fact in model, fact
+    training = card[card.index("## Training"):]
+    assert f"dropout {config['dropout']} (embeddings\n{config['emb_dropout']})" in training

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -105,7 +106,6 @@ def write_card(out: Path, config: dict, translator, results: dict, summary: dict
             table.append(f"| {split} | {method} | {r['bleu']:.2f} | {r['chrf']:.2f} |")
     signature = next(iter(next(iter(results.values())).values()))["bleu_signature"]
     chrf_sig = next(iter(next(iter(results.values())).values()))["chrf_signature"]
-    tps = summary["tokens_per_s"]
     body = f"""# {name}: {src}→{tgt} LSTM translator (Multi30k)
 
 {description}. Made with s2s-demo, a demo that shows every decoding step, the attention
@@ -122,28 +122,8 @@ BLEU signature: `{signature}`; chrF signature: `{chrf_sig}`.
 
 Length penalty on val (beam 5, BLEU): {", ".join(f"α={a}: {b:.2f}" for a, b in alpha_scores.items())}.
 
-## Model
-
-- Parameters: {translator.model.num_parameters():,}
-- Embeddings {cfg.emb_size}; encoder BiLSTM {cfg.num_layers} layer(s) × {cfg.enc_hidden_size} per direction;
-  bridge from the concatenated final forward/backward states; decoder LSTM {cfg.num_layers} layer(s) × {cfg.dec_hidden_size};
-  attention: {cfg.attention}; input feeding: {cfg.input_feeding}; tied target embeddings: {cfg.tie_embeddings}
-- Vocabulary: sentencepiece unigram, source {translator.tokenizer.src_vocab_size}, target {translator.tokenizer.tgt_vocab_size} pieces
-
-## Training
-
-Config: `train/configs/{Path(config['_path']).name}` (`python -m train.train --config ...`).
-Teacher forcing, AdamW lr {config['training']['lr']}, {config['training']['schedule']} schedule with
-{config['training']['warmup_steps']} warm-up steps, label smoothing {config['training']['label_smoothing']},
-dropout {cfg.dropout} (embeddings {cfg.emb_dropout}), batches of ≤ {config['training']['batch_tokens']} tokens,
-{summary['steps']} steps; the exported weights average the last {config['training']['average_checkpoints']} checkpoints.
-
-Training time: {summary['train_seconds']} s of optimiser steps for {summary['train_tokens']:,} target tokens
-({tps} target tokens/s) on {summary['hardware']}, torch {summary['torch']}: {config['card'].get(
-    'training_conditions', 'see the config')}
-{_init_note(config)}
-Validation BLEU (greedy, val) by step: {summary['validations']}.
-
+{model_section(cfg, translator.model.num_parameters())}
+{training_section(config, cfg, summary)}
 ![loss and BLEU curves](curves.png)
 
 ## Data
@@ -165,6 +145,60 @@ sentences, rare names). Small data: expect errors even in domain.
                                                   "training": summary}, indent=2))
 
 
+OPTIMIZERS = {"adamw": "AdamW", "adam": "Adam"}
+
+
+def model_section(cfg, parameters: int) -> str:
+    """The card's Model section, from the model's config.json (``cfg``)."""
+    return f"""## Model
+
+- Parameters: {parameters:,}
+- Embeddings {cfg.emb_size}; encoder BiLSTM {cfg.num_layers} layer(s) × {cfg.enc_hidden_size} per direction;
+  bridge from the concatenated final forward/backward states; decoder LSTM {cfg.num_layers} layer(s) × {cfg.dec_hidden_size};
+  attention: {cfg.attention}; input feeding: {cfg.input_feeding}; tied target embeddings: {cfg.tie_embeddings}
+- Vocabulary: sentencepiece unigram, source {cfg.src_vocab_size}, target {cfg.tgt_vocab_size} pieces
+"""
+
+
+def training_section(config: dict, cfg, summary: dict) -> str:
+    """The card's Training section: the recipe read from the training config, the model's own
+    config.json (``cfg``) and the run's log summary; facts only."""
+    t = config["training"]
+    return f"""## Training
+
+Config: `train/configs/{Path(config['_path']).name}` (`python -m train.train --config ...`).
+Teacher-forced cross-entropy with label smoothing {t['label_smoothing']}; {OPTIMIZERS[t['optimizer']]} lr {t['lr']},
+{t['schedule']} schedule with {t['warmup_steps']} warm-up steps; dropout {cfg.dropout} (embeddings
+{cfg.emb_dropout}); batches of ≤ {t['batch_tokens']} tokens; {summary['steps']} steps; the exported weights
+average the last {t['average_checkpoints']} checkpoints.
+
+Training time: {summary['train_seconds']} s of optimiser steps for {summary['train_tokens']:,} target tokens
+({summary['tokens_per_s']} target tokens/s) on {summary['hardware']}, torch {summary['torch']}.
+{_init_note(config)}
+Validation BLEU (greedy, val) by step: {", ".join(f"{step}: {bleu}" for step, bleu in summary['validations'])}.
+"""
+
+
+def refresh_card(folder: Path, config: dict) -> None:
+    """Rewrite an existing card's Model and Training sections from its config.json, its
+    results.json and ``config`` (no evaluation)."""
+    from s2s_demo.config import ModelConfig
+    from s2s_demo.model import Seq2Seq
+    from s2s_demo.model_folder import CONFIG_FILE, read_front_matter
+
+    meta, body = read_front_matter(folder / CARD_FILE)
+    cfg = ModelConfig.load(folder / CONFIG_FILE)
+    model_start, model_end = body.index("## Model\n"), body.index("## Training\n")
+    body = body[:model_start] + model_section(cfg, Seq2Seq(cfg).num_parameters()) + "\n" + body[model_end:]
+    summary = json.loads((folder / "results.json").read_text())["training"]
+    start, end = body.index("## Training\n"), body.index("![loss and BLEU curves]")
+    if "hardware" not in summary:  # results.json files older than that field: the card's own words
+        found = re.search(r"target tokens/s\) on (.+?), torch (\d[\w.+]*?)[:.,]?\s", body[start:end])
+        summary = {**summary, "hardware": found.group(1), "torch": found.group(2)}
+    write_front_matter(folder / CARD_FILE, meta, body[:start] + training_section(config, cfg, summary) + "\n"
+                       + body[end:])
+
+
 def _init_note(config: dict) -> str:
     """Where a fine-tuning stage started (``training.init_from``), for the card."""
     start = config["training"].get("init_from")
@@ -183,10 +217,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="the model folder to write, e.g. assets/models/de-en")
     parser.add_argument("--name", help="model name in the card (default: the folder name)")
     parser.add_argument("--push", metavar="REPO_ID", help="upload to this Hub repo (HF_TOKEN)")
+    parser.add_argument("--refresh-card", action="store_true",
+                        help="only rewrite the card's Model and Training sections of --out (no evaluation)")
     args = parser.parse_args(argv)
     tune_allocator()
     config = load_config(args.config)
     config["_path"] = args.config
+    if args.refresh_card:
+        refresh_card(Path(args.out), config)
+        print(f"rewrote the Model and Training sections of {Path(args.out) / CARD_FILE}")
+        return
     run_dir = Path(config["training"]["out_dir"])
     out = Path(args.out)
     if out.exists():
