@@ -735,3 +735,18 @@ def test_the_guided_tour_walks_to_its_end_and_reopens(page_url, browser, tmp_pat
     card.wait_for(timeout=10_000)
     card.get_by_role("button", name="Skip").click()
     assert card.count() == 0
+
+
+def test_on_a_phone_the_translation_is_in_view_after_translate(page_url, browser, tmp_path):
+    url, registry = page_url
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.goto(url)
+    sentence = _source_sentence(registry)
+    page.get_by_label("Source sentence", exact=False).fill(sentence)
+    page.get_by_role("button", name="Translate").click()
+    _wait_for_text(page, "#translation", registry.get(None).translate(sentence).translation)
+    page.wait_for_timeout(500)
+    result = page.locator("#translation").bounding_box()
+    sheet = page.locator("#controls").bounding_box()
+    assert result["y"] >= -1 and result["y"] + result["height"] <= sheet["y"]  # in view, above the sheet
+    page.screenshot(path=str((_shots() or tmp_path) / "phone-result.png"))

@@ -174,3 +174,22 @@ def test_the_tree_names_its_method_and_folds_a_wide_beam(random_translator, toy_
     assert {t.visible for t in figure.data if t.legendgroup == "pruned"} == {"legendonly"}
     narrow = render.beam_tree_plot(random_translator.translate(toy_sentences[0], DecodeSettings(beam_size=3)).to_dict())
     assert {t.visible for t in narrow.data if t.legendgroup == "pruned"} == {True}
+
+
+def test_a_what_if_marks_only_the_visitors_token_as_forced():
+    steps = [{"step": t, "piece": p, "forced": t < 3, "model_prob": 0.95} for t, p in
+             enumerate(["▁A", "▁man", "▁rides", "▁a", "</s>"])]
+    assert [c for _, c in render.highlighted_tokens({"steps": steps})][:3] == [render.FORCED] * 3
+    marked = [c for _, c in render.highlighted_tokens({"steps": steps}, forced_from=2)]
+    assert marked[2] == render.FORCED and render.FORCED not in marked[:2] + marked[3:]
+
+
+def test_a_beam_step_draws_one_bar_per_token_and_a_sampled_step_two(random_translator, toy_sentences):
+    from s2s_demo.settings import DecodeSettings
+
+    beam = random_translator.translate(toy_sentences[0], DecodeSettings(beam_size=3)).to_dict()
+    assert [bar.name for bar in render.step_distribution_plot(beam, 0).data] == ["model softmax"]
+    sampled = random_translator.translate(toy_sentences[0], DecodeSettings(method="sample", temperature=0.5,
+                                                                           seed=2)).to_dict()
+    assert [bar.name for bar in render.step_distribution_plot(sampled, 0).data] == ["model softmax",
+                                                                                    "used by decoding"]

@@ -104,7 +104,7 @@ class Page:
         with gr.Row(equal_height=True):
             gr.Markdown(INTRO.format(example=example_caption(registry)))
             # the tour is the page's own script (static/tour.js): no request
-            gr.Button("Take the tour", elem_id="tour-start", scale=0, min_width=140).click(
+            gr.Button("Take the tour", elem_id="tour-start", scale=0, min_width=140, size="sm").click(
                 None, None, None, js=TOUR_START_JS, api_visibility="undocumented")
         self.c: dict = {"trace": gr.State(None)}  # the trace of the last full translation
         with gr.Row(equal_height=False):
@@ -408,7 +408,8 @@ class Page:
             # the settings of the translation it is compared with, not the controls as they are now
             forced = guarded(translate_request, self.registry, same_request(trace, prefix), labels=self.labels)
             table, summary = render.whatif_diff(trace, forced, int(index))
-            return (render.highlighted_tokens(forced), summary, table,
+            # only the visitor's token is marked forced: the steps before it repeat the original
+            return (translation_view.chips(render.highlighted_tokens(forced, forced_from=int(index))), summary, table,
                     translation_view.share_link(forced, translation_view.page_url(request)))
 
         outputs = [c["whatif"], self.whatif_summary, self.whatif_table, self.whatif_share]

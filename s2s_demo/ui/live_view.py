@@ -15,6 +15,8 @@ LIVE_JS = (STATIC / "live.js").read_text(encoding="utf-8")
 LIVE_CSS = (STATIC / "live.css").read_text(encoding="utf-8")
 # the page's charts download as SVG too (loaded with the live view, the page's one script)
 EXPORT_JS = (STATIC / "export.js").read_text(encoding="utf-8")
+# on a phone, a new translation is scrolled into view above the controls' sheet
+PHONE_JS = (STATIC / "phone.js").read_text(encoding="utf-8")
 # the guided tour (window.S2STour), loaded with them
 TOUR_JS = (STATIC / "tour.js").read_text(encoding="utf-8")
 TOUR_START_JS = "() => { if (window.S2STour) window.S2STour.start(); return []; }"
@@ -22,7 +24,7 @@ TOUR_MOVED_JS = "() => { if (window.S2STour) window.S2STour.moved('temperature')
 
 # runs once the view is on the page: keep its element, draw each new payload the server sends
 # (a new payload comes with the settings it was decoded with, so earlier slider moves are dropped)
-ON_LOAD = LIVE_JS + EXPORT_JS + TOUR_JS + """
+ON_LOAD = LIVE_JS + EXPORT_JS + PHONE_JS + TOUR_JS + """
 window.S2SLive.element = element;
 window.S2SLive.data = props.value;
 window.S2SLive.redraw();

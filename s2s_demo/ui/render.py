@@ -49,11 +49,12 @@ def confidence_label(prob: float) -> str:
     return next(label for low, label in CONFIDENCE_BINS if prob >= low)
 
 
-def highlighted_tokens(trace: dict) -> list[tuple[str, str | None]]:
+def highlighted_tokens(trace: dict, forced_from: int = 0) -> list[tuple[str, str | None]]:
     """(word, category) per output word for gr.HighlightedText. A word is its sub-word pieces
-    joined (a piece starting with "▁" starts a word); its colour is the model's raw
-    probability of its least sure piece, or "forced" when a piece of it was forced. An output
-    the length limit cut ends with a grey chip that says so."""
+    joined (a piece starting with "▁" starts a word); its colour is the model's probability of
+    its least sure piece, or "forced" when a piece of it at step ``forced_from`` or later was
+    forced (a what-if forces the earlier steps only to keep the original's prefix: those keep
+    their colours). An output the length limit cut ends with a grey chip that says so."""
     words: list[list[dict]] = []
     for step in trace["steps"]:
         if step["piece"] == "</s>":
@@ -62,7 +63,8 @@ def highlighted_tokens(trace: dict) -> list[tuple[str, str | None]]:
             words.append([])
         words[-1].append(step)
     chips = [(("" if i == 0 else " ") + "".join(s["piece"] for s in word).lstrip("▁"),
-              FORCED if any(s["forced"] for s in word) else confidence_label(min(s["model_prob"] for s in word)))
+              FORCED if any(s["forced"] and s["step"] >= forced_from for s in word)
+              else confidence_label(min(s["model_prob"] for s in word)))
              for i, word in enumerate(words)]
     if trace.get("length_capped"):
         chips.append((" …", LENGTH_LIMIT))
@@ -202,8 +204,13 @@ def step_distribution_plot(trace: dict, step: int) -> go.Figure:
     ids.sort(key=lambda i: -(model.get(i) or used.get(i))["prob"])
     labels = [safe(display_piece((model.get(i) or used.get(i))["piece"])) + ("  ◀" if i == rec["token_id"] else "")
               for i in ids]
-    bars = [_bar(labels, [model[i]["prob"] if i in model else 0 for i in ids], "model softmax", "#94a3b8", "model"),
-            _bar(labels, [used[i]["prob"] if i in used else 0 for i in ids], "used by decoding", "#2563eb", "used")]
+    model_probs = [model[i]["prob"] if i in model else 0 for i in ids]
+    used_probs = [used[i]["prob"] if i in used else 0 for i in ids]
+    bars = [_bar(labels, model_probs, "model softmax", "#94a3b8", "model")]
+    # greedy and beam search pick from the model's own distribution: a second, equal bar per
+    # token would say nothing (it differs only where a constraint or forcing changed the step)
+    if any(abs(a - b) > 5e-4 for a, b in zip(model_probs, used_probs)):
+        bars.append(_bar(labels, used_probs, "used by decoding", "#2563eb", "used"))
     forced = " (forced)" if rec["forced"] else ""
     cut = rec.get("cut_mass", 0.0)
     # what the sampling filters (and the banned tokens) took away from the model's distribution

@@ -8,6 +8,7 @@ import gradio as gr
 from .. import render
 from ..api import guarded
 from ..request import Request, same_request, score_request, translate_request
+from . import translation as translation_view
 from .context import PageContext
 
 INTRO = ("Type your own translation of the sentence: how likely the model finds each of its tokens (teacher "
@@ -36,7 +37,8 @@ def build(ctx: PageContext) -> dict:
     def show(text_value, model_value, reference_value, *control_values):
         request = Request.from_controls(text_value, model_value, *control_values)
         scored = guarded(score_request, ctx.registry, request, reference_value, labels=ctx.labels)
-        return (scored, render.reference_summary(scored), render.reference_tokens(scored), scored["best_translation"],
+        return (scored, render.reference_summary(scored), translation_view.chips(render.reference_tokens(scored)),
+                scored["best_translation"],
                 render.reference_table(scored), None)
 
     outputs = [state, summary, tokens, best, table, continued]
@@ -50,7 +52,7 @@ def build(ctx: PageContext) -> dict:
             raise gr.Error("The model would write your whole translation itself: nothing to continue.")
         forced = guarded(translate_request, ctx.registry, same_request(scored, scored["token_ids"][: first + 1]),
                          labels=ctx.labels)
-        return render.highlighted_tokens(forced)
+        return translation_view.chips(render.highlighted_tokens(forced))
 
     continue_btn.click(go_on, state, continued, api_visibility="undocumented")
     return {"cleared": (outputs, (None, "", None, "", None, None))}

@@ -16,10 +16,16 @@ def view(trace: dict | None, page_url: str = "") -> dict:
     if not trace:
         return {"translation": None, "nbest": None, "status": "", "familiarity": note(""),
                 "unreadable": gr.update(value=None, visible=False), "share": "", "original": None}
-    return {"translation": render.highlighted_tokens(trace), "nbest": render.nbest_table(trace),
+    return {"translation": chips(render.highlighted_tokens(trace)), "nbest": render.nbest_table(trace),
             "status": status_line(trace), "familiarity": note(render.familiarity_note(trace)),
             "unreadable": unreadable_source(trace), "share": share_link(trace, page_url),
             "original": trace["translation"]}
+
+
+def chips(words: list[tuple[str, str | None]]):
+    """A coloured-words update whose legend lists only the kinds the words have."""
+    present = {kind for _, kind in words}
+    return gr.update(value=words, color_map={k: v for k, v in render.CONFIDENCE_COLORS.items() if k in present})
 
 
 def share_link(trace: dict, page_url: str) -> str:
