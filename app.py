@@ -39,7 +39,8 @@ MODELS_FILE = HERE / "models.txt"
 extra = os.environ.get("S2S_MODELS")
 if extra is None and MODELS_FILE.is_file():
     extra = ",".join(MODELS_FILE.read_text(encoding="utf-8").split())
-registry = ModelRegistry.discover(HERE / "assets" / "models", extra=extra, arithmetic=ARITHMETIC)
+# configs, cards and tokenizers now; the weights once the page is served (or at a model's first use)
+registry = ModelRegistry.discover(HERE / "assets" / "models", extra=extra, arithmetic=ARITHMETIC, lazy=True)
 if not registry.names:
     reasons = "; ".join(f"{ref}: {why}" for ref, why in registry.errors.items()) or "assets/models is empty"
     raise SystemExit(f"No model could be loaded ({reasons}). Set S2S_MODELS to a model folder or Hub repo id.")
@@ -47,4 +48,6 @@ demo = build_demo(registry)
 demo.queue(default_concurrency_limit=CONCURRENCY, max_size=int(os.environ.get("S2S_MAX_QUEUE", "64")))
 
 if __name__ == "__main__":
-    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"), css=PAGE_CSS)
+    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"), css=PAGE_CSS, prevent_thread_lock=True)
+    registry.start_warming()
+    demo.block_thread()

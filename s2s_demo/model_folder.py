@@ -37,16 +37,20 @@ class ModelLoadError(RuntimeError):
     """A model folder or Hub repo that cannot be loaded; the message names the problem."""
 
 
-def load_model(folder: Path, device: str = "cpu") -> Seq2Seq:
-    """Build the model from config.json and load model.safetensors strictly."""
+def load_config(folder: Path) -> ModelConfig:
+    """A model folder's validated config.json (every required file checked to be there)."""
     missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
     if missing:
         raise ModelLoadError(f"{folder} is missing {', '.join(missing)}")
     try:
-        config = ModelConfig.load(folder / CONFIG_FILE)
+        return ModelConfig.load(folder / CONFIG_FILE)
     except ConfigError as err:
         raise ModelLoadError(f"{folder / CONFIG_FILE}: {err}") from err
-    model = Seq2Seq(config)
+
+
+def load_model(folder: Path, device: str = "cpu") -> Seq2Seq:
+    """Build the model from config.json and load model.safetensors strictly."""
+    model = Seq2Seq(load_config(folder))
     try:
         # strict: a missing, extra or mis-shaped tensor is an error, never a silent default
         missing_keys, unexpected = safetensors.torch.load_model(model, folder / WEIGHTS_FILE,

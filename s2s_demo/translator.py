@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -15,17 +16,18 @@ from .decoding import Hypothesis, length_normalizer, search, teacher_forced_log_
 from .hub import resolve
 from .inference import ARITHMETIC_CHOICES, InferenceEngine, UnsupportedArithmetic
 from .model import Seq2Seq
-from .model_folder import CARD_FILE, ModelLoadError, load_model, load_tokenizer, read_front_matter
+from .model_folder import CARD_FILE, ModelLoadError, load_config, load_model, load_tokenizer, read_front_matter
 from .settings import DecodeSettings, SettingsError, check_int
 from .tokenizer import TokenizerPair, normalize_text
 from .trace import Trace, build_trace
 
 MAX_CHARS = 1000
+_UNREAD = object()  # a lazily read attribute not read yet
 MAX_SOURCE_TOKENS = 200
 
 
 def load(ref: str | Path, revision: str | None = None, device: str = "cpu", arithmetic: str = "float32",
-         inference_dtype: str | None = None) -> "Translator":
+         inference_dtype: str | None = None, lazy: bool = False) -> "Translator":
     """A ready :class:`Translator` from a local model folder or a Hub repo id (both through
     :meth:`Translator.from_folder`, so a shipped folder and a downloaded snapshot load alike).
 
@@ -33,11 +35,12 @@ def load(ref: str | Path, revision: str | None = None, device: str = "cpu", arit
     "float32" (exact), "bfloat16", "float16", "int8", or "auto" (the fastest this CPU runs
     within 0.01 of float32's probabilities). One the CPU cannot run is a
     :class:`ModelLoadError` naming the missing CPU feature. ``inference_dtype`` is its old
-    name, still accepted (deprecated).
+    name, still accepted (deprecated). ``lazy``: the weights on first use (see :class:`Translator`).
     """
     if inference_dtype is not None:
         arithmetic = inference_dtype
-    return Translator.from_folder(resolve(ref, revision), device, arithmetic, ref=str(ref), revision=revision)
+    return Translator.from_folder(resolve(ref, revision), device, arithmetic, ref=str(ref), revision=revision,
+                                  lazy=lazy)
 
 
 class InputError(ValueError):
@@ -54,41 +57,95 @@ class BatchTranslations(list):
 
 
 class Translator:
-    """A loaded model folder: the model, its decoding engine, its tokenizers and its card's
-    metadata. ``engine`` defaults to the model's weights in exact float32."""
+    """A model folder: the model, its decoding engine, its tokenizers and its card's metadata.
+    ``engine`` defaults to the model's weights in exact float32.
 
-    def __init__(self, model: Seq2Seq, tokenizer: TokenizerPair, folder: Path | None = None,
+    Opened with ``from_folder(..., lazy=True)``, the config, card and tokenizers are read at
+    once and the weights (and the neighbour index) on first use of ``model`` or ``engine``,
+    or by ``load()``: a server can show its page before every model is in memory.
+    """
+
+    def __init__(self, model: Seq2Seq | None, tokenizer: TokenizerPair, folder: Path | None = None,
                  ref: str | None = None, revision: str | None = None,
-                 engine: InferenceEngine | None = None) -> None:
-        self.model, self.tokenizer = model, tokenizer
-        self.engine = engine if engine is not None else InferenceEngine(model, "float32")
+                 engine: InferenceEngine | None = None, loader=None, config=None) -> None:
+        if model is None and loader is None:
+            raise ValueError("a Translator needs a model or a loader of one")
+        self._model, self._engine, self._loader = model, engine, loader
+        if model is not None and engine is None:
+            self._engine = InferenceEngine(model, "float32")
+        self.config = model.config if model is not None else config
+        self.tokenizer = tokenizer
+        self._lock = threading.Lock()
         self.folder, self.ref, self.revision = folder, ref, revision
         self.card = read_card_metadata(folder) if folder else {}
         self.name = self.card.get("model_name") or (folder.name if folder else "model")
         self.familiarity = familiarity.Thresholds.from_dict(read_results(folder).get("familiarity"))
-        self.neighbours = NeighbourIndex.load(folder)
+        self._neighbours = _UNREAD
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def load(self) -> "Translator":
+        """Read the weights now, if they are not yet in memory (one thread at a time); returns self."""
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    model, engine = self._loader()
+                    self._engine, self._model = engine, model
+        return self
+
+    @property
+    def model(self) -> Seq2Seq:
+        self.load()
+        return self._model
+
+    @property
+    def engine(self) -> InferenceEngine:
+        self.load()
+        return self._engine
+
+    @engine.setter
+    def engine(self, engine: InferenceEngine) -> None:
+        self._engine = engine
+
+    @property
+    def neighbours(self) -> NeighbourIndex | None:
+        """The nearest-neighbour index of the folder (read on first use), or None."""
+        if self._neighbours is _UNREAD:
+            self._neighbours = NeighbourIndex.load(self.folder)
+        return self._neighbours
+
+    @neighbours.setter
+    def neighbours(self, index: NeighbourIndex | None) -> None:
+        self._neighbours = index
 
     @classmethod
     def from_folder(cls, folder: Path, device: str = "cpu", arithmetic: str = "float32",
-                    ref: str | None = None, revision: str | None = None) -> "Translator":
+                    ref: str | None = None, revision: str | None = None, lazy: bool = False) -> "Translator":
         """The Translator of a local model folder: config validated before any weight is read,
         weights loaded strictly from safetensors, tokenizers checked against the config.
-        ``arithmetic`` as in :func:`load`."""
+        ``arithmetic`` as in :func:`load`; ``lazy``: the weights on first use (see the class)."""
         if arithmetic not in ARITHMETIC_CHOICES:
             raise ValueError(f"arithmetic {arithmetic!r} is not one of {', '.join(ARITHMETIC_CHOICES)}")
         folder = Path(folder)
-        model = load_model(folder, device)
-        try:
-            engine = InferenceEngine(model, arithmetic)
-        except UnsupportedArithmetic as err:
-            raise ModelLoadError(str(err)) from err
-        tokenizer = load_tokenizer(folder, model.config)
-        return cls(model, tokenizer, folder=folder, ref=str(ref if ref is not None else folder),
-                   revision=revision, engine=engine)
+        config = load_config(folder)
+        tokenizer = load_tokenizer(folder, config)
+
+        def loader():
+            model = load_model(folder, device)
+            try:
+                return model, InferenceEngine(model, arithmetic)
+            except UnsupportedArithmetic as err:
+                raise ModelLoadError(str(err)) from err
+
+        translator = cls(None, tokenizer, folder=folder, ref=str(ref if ref is not None else folder),
+                         revision=revision, loader=loader, config=config)
+        return translator if lazy else translator.load()
 
     @property
     def pair(self) -> str:
-        return f"{self.model.config.src_lang}→{self.model.config.tgt_lang}"
+        return f"{self.config.src_lang}→{self.config.tgt_lang}"
 
     @property
     def description(self) -> str:
@@ -124,7 +181,7 @@ class Translator:
         for item in settings.forced_prefix:
             if isinstance(item, str):
                 token = self.tokenizer.target_id(item)
-                if token == self.model.config.unk_id and item != self.tokenizer.target_pieces([token])[0]:
+                if token == self.config.unk_id and item != self.tokenizer.target_pieces([token])[0]:
                     raise SettingsError("forced_prefix", f"{item!r} is not a target piece of this model")
             elif isinstance(item, int) and not isinstance(item, bool):
                 token = item
@@ -199,7 +256,7 @@ class Translator:
     def _states(self, ids: list[int], target_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """The sentence encoding (2He,) of ``ids`` and the decoder states (T, Hd) along
         ``target_ids`` (EOS last), through the decoding engine (``neighbours.encode_states``)."""
-        tgt_in = torch.tensor([[self.model.config.bos_id] + list(target_ids[:-1])])
+        tgt_in = torch.tensor([[self.config.bos_id] + list(target_ids[:-1])])
         encoding, states = encode_states(self.engine, torch.tensor([ids]), torch.tensor([len(ids)]), tgt_in)
         return encoding[0], states[0]
 
@@ -226,7 +283,7 @@ class Translator:
         encoding, states = self._states(ids, target_ids)
         rows, similarity = index.nearest_sentences(encoding, k)
         state_rows, state_similarity = index.nearest_states(states, k)
-        eos = self.model.config.eos_id
+        eos = self.config.eos_id
         pieces = {}  # training sentence -> its target pieces, EOS last
 
         def example(row: int, sim: float) -> dict:
@@ -293,7 +350,7 @@ class Translator:
             raise InputError("Type a reference translation to score (it is empty).")
         if len(reference) > MAX_CHARS:
             raise InputError(f"The reference has {len(reference):,} characters; the limit is {MAX_CHARS:,}.")
-        target = self.tokenizer.encode_target(clean) + [self.model.config.eos_id]
+        target = self.tokenizer.encode_target(clean) + [self.config.eos_id]
         log_probs = teacher_forced_log_probs(self.engine, ids, target)  # (T, V)
         chosen = log_probs.gather(1, torch.tensor(target)[:, None])[:, 0]  # (T,)
         ranks = ((log_probs > chosen[:, None]).sum(-1) + 1).tolist()

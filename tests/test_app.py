@@ -212,6 +212,28 @@ def test_broken_model_folder_is_skipped_with_reason(model_dirs, tmp_path):
     assert len(registry.errors) == 2
 
 
+def test_a_lazy_registry_reads_weights_on_first_use_or_when_warmed(model_dirs, tmp_path, toy_sentences):
+    from s2s_demo.ui.request import Request, RequestError, translate_request
+
+    lazy = ModelRegistry.discover(model_dirs, extra="", lazy=True)
+    assert lazy.names == ["toy-attn", "toy-plain"] and not any(t.loaded for t in lazy.translators.values())
+    assert lazy.choices() and lazy.get("toy-attn").config.src_lang  # the page needs no weights
+    eager = ModelRegistry.discover(model_dirs, extra="")
+    assert lazy.get("toy-attn").translate(toy_sentences[0]).translation == \
+        eager.get("toy-attn").translate(toy_sentences[0]).translation
+    assert lazy.get("toy-attn").loaded and not lazy.get("toy-plain").loaded
+    # weights that turn out broken: a clear error for the request, then the model is taken out
+    broken = tmp_path / "models"
+    shutil.copytree(model_dirs, broken)
+    (broken / "toy-plain" / "model.safetensors").write_bytes(b"junk")
+    registry = ModelRegistry.discover(broken, extra="", lazy=True)
+    assert registry.names == ["toy-attn", "toy-plain"]
+    with pytest.raises(RequestError, match="not a valid safetensors"):
+        translate_request(registry, Request(toy_sentences[0], "toy-plain"))
+    registry.start_warming().join()
+    assert registry.names == ["toy-attn"] and any("not a valid safetensors" in e for e in registry.errors.values())
+
+
 def test_registry_loads_with_the_inference_dtype(model_dirs, toy_sentences):
     from s2s_demo.ui.views.translation import status_line
 

@@ -84,3 +84,12 @@ def test_evaluate_command_passes_its_decoding_options_on(tmp_path, toy_tokenizer
                               no_repeat_ngram_size=2)
     sources = (toy_corpus / "val.de").read_text(encoding="utf-8").splitlines()
     assert output.read_text(encoding="utf-8").splitlines() == translator.translate_batch(sources, settings)
+
+
+def test_the_cli_starts_without_importing_gradio():
+    import subprocess
+    import sys
+
+    code = "import sys, s2s_demo.__main__; print('gradio' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -92,7 +92,7 @@ def register_api(registry: ModelRegistry) -> None:
     def api_models() -> list[dict]:
         """The loaded models: name, language pair, description."""
         return [{"name": n, "pair": t.pair, "description": t.description,
-                 "src_lang": t.model.config.src_lang, "tgt_lang": t.model.config.tgt_lang}
+                 "src_lang": t.config.src_lang, "tgt_lang": t.config.tgt_lang}
                 for n, t in registry.translators.items()]
 
     gr.api(api_models, api_name="models")

@@ -34,7 +34,7 @@ EXAMPLE_CAPTIONS = {"de": "Zwei Hunde spielen im Schnee.", "en": "Two dogs play 
 
 
 def example_caption(registry: ModelRegistry) -> str:
-    lang = registry.get(None).model.config.src_lang
+    lang = registry.get(None).config.src_lang
     return EXAMPLE_CAPTIONS.get(lang, EXAMPLE_CAPTIONS["en"])
 
 
@@ -306,7 +306,7 @@ class Page:
         better = self.registry.better_model(trace["model"], text) if trace and text else None
         if better is None:
             return {"switch": gr.update(visible=False), "suggested": None}
-        lang = self.registry.get(better).model.config.src_lang
+        lang = self.registry.get(better).config.src_lang
         label = (f"This reads as {lang}, which {trace['model']} does not read: translate it with "
                  f"{better} instead")
         return {"switch": gr.update(value=label, visible=True), "suggested": better}

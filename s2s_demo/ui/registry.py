@@ -70,10 +70,11 @@ class ModelRegistry:
 
     @classmethod
     def discover(cls, models_dir: str | Path | None = None, extra: str | None = None,
-                 arithmetic: str = "float32") -> "ModelRegistry":
+                 arithmetic: str = "float32", lazy: bool = False) -> "ModelRegistry":
         """Load ``models_dir/*`` (sorted, so the default model is stable) and the
         comma-separated refs in ``extra`` (default: the S2S_MODELS variable), each with
-        ``arithmetic`` (see :func:`s2s_demo.translator.load`)."""
+        ``arithmetic`` (see :func:`s2s_demo.translator.load`). ``lazy``: read each folder's
+        config, card and tokenizers now and its weights on first use or by ``warm``."""
         refs: list[str] = []
         if models_dir and Path(models_dir).is_dir():
             refs += [str(p) for p in sorted(Path(models_dir).iterdir()) if p.is_dir()]
@@ -82,11 +83,30 @@ class ModelRegistry:
         translators, errors = [], {}
         for ref in refs:
             try:
-                translators.append(load(*parse_ref(ref), arithmetic=arithmetic))
+                translators.append(load(*parse_ref(ref), arithmetic=arithmetic, lazy=lazy))
             except ModelLoadError as err:
                 log.warning("skipping model %s: %s", ref, err)
                 errors[ref] = str(err)
         return cls(translators, errors, arithmetic)
+
+    def warm(self) -> None:
+        """Read every model's weights now (a server calls it in the background after it starts
+        serving); a model whose weights fail is taken out and reported in ``errors``."""
+        failed = set()
+        for name, translator in list(self.translators.items()):
+            try:
+                translator.load()
+            except ModelLoadError as err:
+                log.warning("taking out model %s: %s", name, err)
+                self.errors[translator.ref or name] = str(err)
+                failed.add(name)
+        if failed:  # one assignment: a request reading the dict meanwhile sees the old or the new
+            self.translators = {n: t for n, t in self.translators.items() if n not in failed}
+
+    def start_warming(self) -> threading.Thread:
+        thread = threading.Thread(target=self.warm, name="warm-models", daemon=True)
+        thread.start()
+        return thread
 
     @property
     def names(self) -> list[str]:
@@ -112,9 +132,9 @@ class ModelRegistry:
         """``name`` first (default: the default model), then every other model that reads the
         same source language, in registry order: the models a sentence can be compared on."""
         first = name or self.default
-        lang = self.get(first).model.config.src_lang
+        lang = self.get(first).config.src_lang
         return [first] + [n for n, t in self.translators.items()
-                          if n != first and t.model.config.src_lang == lang]
+                          if n != first and t.config.src_lang == lang]
 
     def better_model(self, name: str | None, text: str) -> str | None:
         """Another model for ``text`` when it reads as model ``name``'s target language rather than
@@ -123,9 +143,9 @@ class ModelRegistry:
         translator = self.get(name)
         if not isinstance(text, str) or translator.tokenizer.language_side(text) != "target":
             return None
-        src, tgt = translator.model.config.src_lang, translator.model.config.tgt_lang
-        readers = [n for n, t in self.translators.items() if t.model.config.src_lang == tgt]
-        readers.sort(key=lambda n: self.translators[n].model.config.tgt_lang != src)
+        src, tgt = translator.config.src_lang, translator.config.tgt_lang
+        readers = [n for n, t in self.translators.items() if t.config.src_lang == tgt]
+        readers.sort(key=lambda n: self.translators[n].config.tgt_lang != src)
         return readers[0] if readers else None
 
     def label(self, name: str) -> str:

@@ -15,6 +15,7 @@ import typing
 
 from ..strategies import compare_strategies
 from ..settings import BOUNDS, MAX_BEAM_SIZE, METHODS, DecodeSettings, SettingsError
+from ..model_folder import ModelLoadError
 from ..translator import MAX_CHARS, InputError
 from .registry import ModelRegistry, UnknownModelError
 
@@ -136,7 +137,7 @@ def _refused():
     """What the visitor got wrong (text, a setting, the model name) becomes a RequestError."""
     try:
         yield
-    except (InputError, SettingsError, UnknownModelError) as err:
+    except (InputError, SettingsError, UnknownModelError, ModelLoadError) as err:
         raise RequestError(str(err), getattr(err, "field", None)) from err
 
 
@@ -197,7 +198,7 @@ def compare_request(registry: ModelRegistry, request: Request) -> list[dict]:
             translator = registry.get(name)
             settings = request.settings_for(translator.default_settings())
             best, search_ms = translator.best_hypothesis(request.text, settings)
-            rows.append({"model": name, "pair": translator.pair, "tgt_lang": translator.model.config.tgt_lang,
+            rows.append({"model": name, "pair": translator.pair, "tgt_lang": translator.config.tgt_lang,
                          "description": translator.description,
                          "translation": translator.tokenizer.decode_target(best.tokens),
                          "score": best.score, "logprob": best.logprob, "tokens": len(best.tokens),

@@ -19,7 +19,7 @@ def build(ctx: PageContext) -> dict:
     """Lay the tab out (inside its gr.Tab) and wire it; returns its recording's state and the
     plots another translation leaves stale."""
     gr.Markdown(INTRO)
-    layers = max(ctx.registry.get(name).model.config.num_layers for name in ctx.registry.names)
+    layers = max(ctx.registry.get(name).config.num_layers for name in ctx.registry.names)
     with gr.Row():
         quantity = gr.Dropdown([(label, name) for name, label in render.QUANTITY_LABELS.items()],
                                value="forget_gate", label="Quantity")
