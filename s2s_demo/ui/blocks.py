@@ -101,7 +101,7 @@ class Page:
 
     def __init__(self, registry: ModelRegistry, demo: gr.Blocks) -> None:
         self.registry, self.demo = registry, demo
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=False):
             gr.Markdown(INTRO.format(example=example_caption(registry)))
             # the tour is the page's own script (static/tour.js): no request
             gr.Button("Take the tour", elem_id="tour-start", scale=0, min_width=140, size="sm").click(
