@@ -58,6 +58,10 @@ class SearchResult:
     nodes: list[dict] = field(default_factory=list)
     seed: int | None = None
     best_path: list[int] = field(default_factory=list)
+    # recorded searches: the decoder's top-layer states (T, Hd) along the best hypothesis, state t
+    # the one that chose token t, and the sentence encoding (2He,): the mean encoder output
+    states: torch.Tensor | None = None
+    encoding: torch.Tensor | None = None
 
 
 @dataclass
@@ -186,6 +190,8 @@ class _Search:
         temperatures = TEMPERATURES if settings.method == "sample" else (1.0,)
         self.recorder = Recorder(settings.record_top_n, self.W, settings.live_top_n, temperatures) \
             if record else None
+        if self.recorder is not None:  # one sentence: the mean of its encoder outputs
+            self.recorder.encoding = self.state.memory[0, : len(sources[0])].mean(0)
         self.processors = build_processors(settings, cfg, self.first_cap, device)
         self.seed = None
         if settings.method == "sample":
@@ -214,7 +220,7 @@ class _Search:
             model_lp, attn, constrained, processed, used = self._step(t, needs_used)
             proposal = self.strategy.propose(processed, model_lp, self.scores, self.single_parent)
             if self.recorder is not None:
-                self.recorder.hold_step(constrained, self.state.network)
+                self.recorder.hold_step(constrained, self.state.network, self.state.h[-1])
             self._advance(t, model_lp, used, attn, t < len(s.forced_prefix), *proposal)
             if bool(self.done.all()):
                 break
@@ -351,6 +357,8 @@ class _Search:
         slots = results[0].hypotheses[0].slots if best is not None else []
         if best is not None:
             results[0].steps = self.recorder.path_steps(slots, results[0].hypotheses[0].tokens)
+            results[0].states = self.recorder.path_states(slots)
+        results[0].encoding = self.recorder.encoding
         results[0].nodes, results[0].best_path = self.recorder.tree(
             slots, best.candidate if best is not None else None)
         return results

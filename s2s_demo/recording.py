@@ -61,7 +61,9 @@ class Recorder:
         self.live_top_n, self.temperatures = live_top_n, temperatures
         self.constrained: list[torch.Tensor | None] = []  # (W, V) per step, for the live payloads
         self.network: list[torch.Tensor | None] = []  # (W, V) uncalibrated log-probs per step, if any
-        self.pending: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)
+        self.pending: tuple[torch.Tensor | None, ...] = (None, None, None)
+        self.hidden: list[torch.Tensor | None] = []  # (W, Hd) top-layer states per step
+        self.encoding: torch.Tensor | None = None  # (2He,): the mean encoder output, set by the search
         self.held: list[tuple[torch.Tensor, torch.Tensor]] = []  # model_lp, used (W, V) per step
         self.summaries: list[tuple[torch.Tensor, ...]] = []      # per step, when over budget
         self.held_floats = 0
@@ -75,7 +77,8 @@ class Recorder:
         self.held.append((model_lp, used))
         self.constrained.append(self.pending[0])
         self.network.append(self.pending[1])
-        self.pending = (None, None)
+        self.hidden.append(self.pending[2])
+        self.pending = (None, None, None)
         self.attention.append(attn)
         self.forced.append(forced)
         self.candidates.append(candidates)
@@ -83,10 +86,17 @@ class Recorder:
         if self.held_floats > self.BUDGET:
             self._summarise_held()
 
-    def hold_step(self, constrained: torch.Tensor, network: torch.Tensor | None) -> None:
+    def hold_step(self, constrained: torch.Tensor, network: torch.Tensor | None,
+                  hidden: torch.Tensor | None = None) -> None:
         """The next step's scores after the constraints and its uncalibrated log-probs (each
-        (W, V) or None); only references are kept."""
-        self.pending = (constrained if self.live_top_n else None, network)
+        (W, V) or None), and its rows' top-layer decoder states (W, Hd); only references are kept."""
+        self.pending = (constrained if self.live_top_n else None, network, hidden)
+
+    def path_states(self, slots: list[int]) -> torch.Tensor | None:
+        """The top-layer decoder states (T, Hd) of the hypothesis whose token t came from row ``slots[t]``."""
+        if not slots or any(self.hidden[t] is None for t in range(len(slots))):
+            return None
+        return torch.stack([self.hidden[t][slot] for t, slot in enumerate(slots)])
 
     def _summarise(self, raws: list[torch.Tensor], useds: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """k model and k used (..., V) rows -> top values, ids (2, k, ..., n), entropies (2, k, ...)

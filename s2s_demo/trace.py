@@ -119,6 +119,9 @@ def _plain(value):
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, list):
+        if value and type(value[0]) is float and all(type(v) is float for v in value):
+            # the live payload's long lists of scores: one comprehension, no call per number
+            return [v if v - v == 0.0 else None for v in value]  # inf - inf and nan - nan are nan
         return [_plain(v) for v in value]
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
@@ -136,7 +139,7 @@ def _field_names(cls: type) -> tuple[str, ...]:
 
 def _step_candidates(records: list[StepRecord], tokenizer: TokenizerPair
                      ) -> list[tuple[list[Candidate], list[Candidate]]]:
-    """(used, model_lp) top candidates of every step. Each record holds (n,) tensors: they are
+    """(used, model) top candidates of every step. Each record holds (n,) tensors: they are
     stacked into one (2T, n) tensor so the steps cost one list conversion and one piece
     lookup, not two per step."""
     if not records:

@@ -235,7 +235,10 @@ class Translator:
         judged = settings.method != "sample" and not settings.forced_prefix and result.hypotheses
         nearest = None
         if self.neighbours is not None and judged:
-            nearest = self.neighbours.similarities(*self._states(ids, result.hypotheses[0].tokens))
+            # the states the search went through (a recorded search keeps them): no second pass
+            states = (result.encoding, result.states) if result.states is not None else \
+                self._states(ids, result.hypotheses[0].tokens)
+            nearest = self.neighbours.similarities(*states)
         measured = familiarity.measure(self.tokenizer, ids, result.hypotheses[0].token_logprobs if judged else None,
                                        self.familiarity, nearest)
         if measured["unknown_pieces"]:

@@ -362,3 +362,21 @@ def test_cut_mass_is_the_model_probability_the_method_could_not_pick(random_tran
     # (the last step is left out: at the length cap only EOS may be picked, and the rest is cut)
     assert all(0 <= s.cut_mass < 0.2 for s in plain.steps[:-1])
     assert all(s.cut_mass >= 0.4 for s in nucleus.steps[:-1])  # a flat distribution loses about half to top-p 0.5
+
+
+@pytest.mark.parametrize("method", ["greedy", "beam", "sample"])
+def test_a_recorded_search_keeps_the_states_along_its_best_hypothesis(toy_tokenizer, toy_sentences, method):
+    """The states the familiarity check and the neighbours read are the search's own: equal to a
+    teacher-forced pass along the best hypothesis (neighbours.encode_states)."""
+    from s2s_demo.neighbours import encode_states
+    from s2s_demo.translator import Translator
+
+    translator = Translator(make_model(toy_tokenizer, seed=4), toy_tokenizer)
+    ids = translator.source_ids(toy_sentences[2])
+    result = search(translator.engine, [ids], DecodeSettings(method=method, beam_size=3, seed=1), record=True)[0]
+    tokens = result.hypotheses[0].tokens
+    tgt_in = torch.tensor([[translator.config.bos_id] + tokens[:-1]])
+    encoding, states = encode_states(translator.engine, torch.tensor([ids]), torch.tensor([len(ids)]), tgt_in)
+    torch.testing.assert_close(result.states, states[0], atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(result.encoding, encoding[0], atol=1e-6, rtol=1e-6)
+    assert search(translator.engine, [ids], DecodeSettings(method=method, seed=1))[0].states is None
