@@ -49,18 +49,21 @@ def payloads(constrained: torch.Tensor, tokens: list[int], top_n: int,
     count = rest.sum(-1).tolist()
     high = rest_scores.amax(-1).tolist()
     low = constrained.masked_fill(~rest, math.inf).amin(-1).tolist()
-    top_ids, top_scores = top.indices.tolist(), top.values.tolist()
+    # rounded in torch: a Python round per score cost more than the rest of the payload
+    top_ids, top_scores = top.indices.tolist(), torch.round(top.values.double(), decimals=DIGITS).tolist()
     extras = [list(dict.fromkeys(tok for tok, inside in zip(tokens[: t + 1], path_in_top[t]) if not inside))
               for t in range(k)]
     # the extra tokens' scores in one gather (a step's earlier tokens are often outside its top)
     steps_of = [t for t in range(k) for _ in extras[t]]
-    extra_scores = iter(constrained[steps_of, [tok for row in extras for tok in row]].tolist())
+    extra_scores = iter(torch.round(constrained[steps_of, [tok for row in extras for tok in row]].double(),
+                                    decimals=DIGITS).tolist())
+    finite = (top.values > -math.inf).sum(-1).tolist()  # top scores are sorted: the finite ones first
     out = []
     for t in range(k):
-        n = sum(1 for s in top_scores[t] if s > -math.inf)
+        n = finite[t]
         out.append({
             "ids": top_ids[t][:n] + extras[t],
-            "scores": [round(s, DIGITS) for s in top_scores[t][:n] + [next(extra_scores) for _ in extras[t]]],
+            "scores": top_scores[t][:n] + [next(extra_scores) for _ in extras[t]],
             "top": n, "previous": list(dict.fromkeys(tokens[:t])), "chosen": tokens[t],
             "rest": {"count": count[t], "max": _finite(high[t]), "min": _finite(low[t]),
                      "lse": [_finite(v) for v in lse[t]], "mean": [_finite(v) for v in mean[t]]},
