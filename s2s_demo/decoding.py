@@ -190,8 +190,10 @@ class _Search:
         temperatures = TEMPERATURES if settings.method == "sample" else (1.0,)
         self.recorder = Recorder(settings.record_top_n, self.W, settings.live_top_n, temperatures) \
             if record else None
-        if self.recorder is not None:  # one sentence: the mean of its encoder outputs
-            self.recorder.encoding = self.state.memory[0, : len(sources[0])].mean(0)
+        # one sentence: the mean of its encoder outputs (a state without one, an ensemble's, has none)
+        memory = getattr(self.state, "memory", None)
+        if self.recorder is not None and memory is not None:
+            self.recorder.encoding = memory[0, : len(sources[0])].mean(0)
         self.processors = build_processors(settings, cfg, self.first_cap, device)
         self.seed = None
         if settings.method == "sample":
@@ -220,7 +222,8 @@ class _Search:
             model_lp, attn, constrained, processed, used = self._step(t, needs_used)
             proposal = self.strategy.propose(processed, model_lp, self.scores, self.single_parent)
             if self.recorder is not None:
-                self.recorder.hold_step(constrained, self.state.network, self.state.h[-1])
+                hidden = getattr(self.state, "h", None)  # (L, W, Hd); an ensemble's state has none
+                self.recorder.hold_step(constrained, self.state.network, hidden[-1] if hidden is not None else None)
             self._advance(t, model_lp, used, attn, t < len(s.forced_prefix), *proposal)
             if bool(self.done.all()):
                 break
