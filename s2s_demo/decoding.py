@@ -35,7 +35,7 @@ DROP_FRACTION = 4
 
 @dataclass
 class Hypothesis:
-    """A finished output: ``tokens`` end with EOS; ``token_logprobs`` are the model's model_lp
+    """A finished output: ``tokens`` end with EOS; ``token_logprobs`` are the model's
     log-probs of each token; ``used_logprobs`` the log-probs in the distribution the method
     used (recorded searches only, else empty); ``slots`` the beam row each token came from."""
 
@@ -96,7 +96,7 @@ class Greedy:
 
     def propose(self, processed, model_lp, scores, single_parent):
         """Candidates for each sentence, best first: parents (B, C), tokens (B, C), their
-        flat index into a sentence's (W * V) scores (B, C) and cumulative model_lp scores (B, C)."""
+        flat index into a sentence's (W * V) scores (B, C) and cumulative model log-probs (B, C)."""
         tokens = self.pick(processed)
         gained = model_lp.gather(1, tokens)
         gained = torch.where(processed.gather(1, tokens) > NEG_INF, gained, NEG_INF)
@@ -204,7 +204,7 @@ class _Search:
 
     # ------------------------------------------------------------ main loop
     def _step(self, t: int, needs_used: bool):
-        """Run the model one step and the processors: model_lp log-probs (N, V), attention (N, S)
+        """Run the model one step and the processors: the model's log-probs (N, V), attention (N, S)
         or None, the scores after the constraints alone (N, V), the processed scores (N, V)
         the strategy picks from and, when ``needs_used``, the distribution they are (N, V)
         log-probs, else None."""

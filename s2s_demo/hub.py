@@ -108,7 +108,7 @@ def push_folder(folder: Path, repo_id: str, token: str | None = None, private: b
     """Upload a folder to a Hub repo, created if missing (token from the argument or HF_TOKEN);
     returns the commit id, which pins what was uploaded. ``allow_patterns=None`` uploads every
     file (a Space)."""
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi  # looked up at call time: tests stand a recorder in for it
 
     api = HfApi(token=token or os.environ.get("HF_TOKEN"))
     space = {"space_sdk": "gradio"} if repo_type == "space" else {}

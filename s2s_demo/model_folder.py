@@ -27,8 +27,6 @@ CARD_FILE = "README.md"
 REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE, SOURCE_FILE, TARGET_FILE)
 # what a download fetches and a push sends: the model, its card, figures, results and neighbour index
 ALLOW_PATTERNS = [*REQUIRED_FILES, CARD_FILE, "*.png", "*.json", INDEX_FILE, TEXTS_FILE]
-
-
 # What an upload of a model folder sends: its Hub files and the repo's LFS rules.
 UPLOAD_PATTERNS = [*ALLOW_PATTERNS, ".gitattributes"]
 

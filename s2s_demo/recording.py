@@ -100,7 +100,7 @@ class Recorder:
 
     def _summarise(self, raws: list[torch.Tensor], useds: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """k model and k used (..., V) rows -> top values, ids (2, k, ..., n), entropies (2, k, ...)
-        and the model_lp mass of the tokens the used distribution excludes (k, ...)."""
+        and the model's mass on the tokens the used distribution excludes (k, ...)."""
         both = torch.stack(raws + useds)  # one copy of the rows: (2k, ..., V)
         both = both.view(2, len(raws), *both.shape[1:])
         top = both.topk(min(self.top_n, both.size(-1)), dim=-1)

@@ -17,8 +17,8 @@ import time
 
 from sacrebleu.metrics import BLEU, CHRF
 
-from .decoding import Hypothesis, length_normalizer, search
-from .settings import DecodeSettings, SettingsError, check_int
+from .decoding import Hypothesis, search
+from .settings import DecodeSettings, check_int
 from .tokenizer import normalize_text
 from .translator import MAX_CHARS, Translator
 
@@ -29,12 +29,13 @@ STRATEGIES = ("greedy", "beam", "sample", "top_p", "epsilon", "mbr")
 _CHRF, _BLEU = CHRF(), BLEU(effective_order=True)
 
 
-def _row(translator: Translator, name: str, description: str, hyp: Hypothesis, settings: DecodeSettings,
+def _row(translator: Translator, name: str, description: str, hyp: Hypothesis,
          candidates: list[str] | None = None) -> dict:
+    """A strategy's row; every search here keeps the settings' length penalty, so the
+    hypothesis' own score is the length-normalised one."""
     text = translator.tokenizer.decode_target(hyp.tokens)
     return {"strategy": name, "description": description, "translation": text, "logprob": hyp.logprob,
-            "score": hyp.logprob / length_normalizer(len(hyp.tokens), settings), "tokens": len(hyp.tokens),
-            "candidates": candidates}
+            "score": hyp.score, "tokens": len(hyp.tokens), "candidates": candidates}
 
 
 def mbr_pick(candidates: list[str]) -> int:
@@ -80,9 +81,9 @@ def compare_strategies(translator: Translator, text: str, settings: DecodeSettin
     base = settings.replace(forced_prefix=(), n_best=1)
     greedy = search(translator.engine, [ids], base.replace(method="greedy"))[0].hypotheses[0]
     beam = search(translator.engine, [ids], base.replace(method="beam"))[0].hypotheses[0]
-    rows = [_row(translator, "greedy", "the most likely token at every step", greedy, settings),
+    rows = [_row(translator, "greedy", "the most likely token at every step", greedy),
             _row(translator, "beam", f"beam search, {settings.beam_size} beams, length penalty "
-                                     f"{settings.length_penalty}", beam, settings)]
+                                     f"{settings.length_penalty}", beam)]
     plain = base.replace(method="sample", temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, typical_p=1.0,
                          epsilon_cutoff=0.0, eta_cutoff=0.0, repetition_penalty=1.0, seed=seed)
     samplers = {"sample": (plain, "a sample of the model's own distribution (temperature 1)"),
@@ -93,20 +94,17 @@ def compare_strategies(translator: Translator, text: str, settings: DecodeSettin
         results = search(translator.engine, [ids] * samples, sampler)
         drawn[name] = [r.hypotheses[0] for r in results]
         texts = [translator.tokenizer.decode_target(h.tokens) for h in drawn[name]]
-        rows.append(_row(translator, name, f"{description}; the first of {samples}", drawn[name][0], settings, texts))
+        rows.append(_row(translator, name, f"{description}; the first of {samples}", drawn[name][0], texts))
     epsilon_texts = rows[-1]["candidates"]
     best = mbr_pick(epsilon_texts)
     rows.append(_row(translator, "mbr", f"minimum Bayes risk: of the {samples} epsilon samples, the one with "
                                         "the highest mean chrF against the others", drawn["epsilon"][best],
-                     settings, epsilon_texts))
+                     epsilon_texts))
     note = reference_problem(translator, reference)
+    scorable = reference is not None and note is None
     for row in rows:
-        scorable = reference is not None and note is None
         row["chrf"] = _CHRF.sentence_score(row["translation"], [reference]).score if scorable else None
         row["bleu"] = _BLEU.sentence_score(row["translation"], [reference]).score if scorable else None
     return {"model": translator.name, "source": text, "rows": rows, "reference": reference,
             "reference_note": note, "samples": samples, "seed": seed,
             "settings": settings.to_dict(), "ms": round((time.perf_counter() - start) * 1000, 1)}
-
-
-__all__ = ["compare_strategies", "mbr_pick", "MAX_SAMPLES", "STRATEGIES", "SettingsError"]

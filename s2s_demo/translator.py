@@ -22,8 +22,8 @@ from .tokenizer import TokenizerPair, normalize_text
 from .trace import Trace, build_trace
 
 MAX_CHARS = 1000
-_UNREAD = object()  # a lazily read attribute not read yet
 MAX_SOURCE_TOKENS = 200
+_UNREAD = object()  # a lazily read attribute not read yet
 
 
 def load(ref: str | Path, revision: str | None = None, device: str = "cpu", arithmetic: str = "float32",
@@ -87,11 +87,15 @@ class Translator:
         return self._model is not None
 
     def load(self) -> "Translator":
-        """Read the weights now, if they are not yet in memory (one thread at a time); returns self."""
+        """Read the weights and the neighbour index now, if they are not yet in memory (one
+        thread at a time); returns self. A server warming its models in the background keeps
+        both off its first requests."""
         if self._model is None:
             with self._lock:
                 if self._model is None:
                     model, engine = self._loader()
+                    if self._neighbours is _UNREAD:
+                        self._neighbours = NeighbourIndex.load(self.folder)
                     self._engine, self._model = engine, model
         return self
 

@@ -376,11 +376,7 @@ def test_a_shared_link_opens_the_same_translation(page_url, browser):
 
 def test_inside_the_lstm_draws_gates_and_the_bridge(page_url, browser, tmp_path):
     url, registry = page_url
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
-    page.goto(url)
-    page.get_by_label("Source sentence", exact=False).fill(_source_sentence(registry))
-    page.get_by_role("button", name="Translate").click()
-    _wait_for_text(page, "#translation", registry.get(None).translate(_source_sentence(registry)).translation)
+    page, _ = _translated_page(browser, url, registry)
     page.get_by_role("tab", name="LSTM").click()
     page.get_by_role("button", name="Show the LSTM's gates and cells").click()
     page.locator("#lstm-heatmap .js-plotly-plot").wait_for(timeout=30_000)

@@ -20,7 +20,9 @@ from pathlib import Path
 import torch
 
 from s2s_demo.hub import push_folder
-from s2s_demo.model_folder import CARD_FILE, write_front_matter
+from s2s_demo.config import ModelConfig
+from s2s_demo.model import Seq2Seq
+from s2s_demo.model_folder import CARD_FILE, CONFIG_FILE, read_front_matter, write_front_matter
 from s2s_demo.translator import load
 from s2s_demo.runtime import tune_allocator
 from s2s_demo.settings import DecodeSettings
@@ -182,10 +184,6 @@ Validation BLEU (greedy, val) by step: {", ".join(f"{step}: {bleu}" for step, bl
 def refresh_card(folder: Path, config: dict) -> None:
     """Rewrite an existing card's Model and Training sections from its config.json, its
     results.json and ``config`` (no evaluation)."""
-    from s2s_demo.config import ModelConfig
-    from s2s_demo.model import Seq2Seq
-    from s2s_demo.model_folder import CONFIG_FILE, read_front_matter
-
     meta, body = read_front_matter(folder / CARD_FILE)
     cfg = ModelConfig.load(folder / CONFIG_FILE)
     model_start, model_end = body.index("## Model\n"), body.index("## Training\n")
