@@ -4,7 +4,7 @@ Serves every model folder under assets/models/ plus those in S2S_MODELS (comma-s
 local folders or Hub repo ids, optionally ``@revision``), or, where S2S_MODELS is unset, those
 in models.txt (one ``repo@revision`` a line: the Space that ``python -m s2s_demo deploy``
 writes). S2S_ARITHMETIC picks what decoding multiplies in: auto (default), float32,
-bfloat16, float16 or int8 (see s2s_demo/inference.py).
+bfloat16, float16, int8 or int8-blocks (see s2s_demo/inference.py).
 """
 
 import os

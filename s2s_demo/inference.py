@@ -13,6 +13,9 @@ the same maths with one fused matmul per LSTM layer:
   x86-64 CPU with AVX2 and F16C.
 - ``int8``: fbgemm's int8 weights with one scale per output row, activations quantized per
   call (a quarter of the bytes); any x86-64 CPU with AVX2.
+- ``int8-blocks``: int8 weights with a scale per block of inputs (``s2s_demo.blockwise``:
+  about 0.27 of float32's bytes), float32 activations in effect; ONNX Runtime's kernel where
+  it runs, else torch on the same weights.
 
 ``python -m benchmarks.arithmetic`` measures each against float32 on the page's numbers
 (every top-10 probability and chosen token of every step) and BLEU; ``auto`` picks by
@@ -32,13 +35,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import blockwise
 from .model import DecoderState, Seq2Seq, calibrated
 from .runtime import RELEVANT_FLAGS, cpu_flags
 
-ARITHMETICS = ("float32", "bfloat16", "float16", "int8")
+ARITHMETICS = ("float32", "bfloat16", "float16", "int8", "int8-blocks")
 # what a user may ask for: an arithmetic, or "auto" (the fastest this CPU runs accurately)
 ARITHMETIC_CHOICES = ("auto", *ARITHMETICS)
-WEIGHT_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "int8": 1}  # bytes a weight takes in each
+# bytes a weight takes in each (fbgemm's int8 row scales: 4 bytes a row, left out; int8-blocks:
+# blockwise.bytes_per_weight)
+WEIGHT_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "int8": 1}
 # Rows per call that oneDNN lays the packed weights out for: a beam of 5 (one row runs as fast).
 _PACK_ROWS = 5
 
@@ -66,6 +72,7 @@ def unsupported_reason(arithmetic: str) -> str | None:
         needs = {"bfloat16": "AVX512 (avx512bw, avx512vl, avx512dq) or avx_ne_convert",
                  "float16": "fbgemm (x86-64 with AVX2 and F16C)",
                  "int8": "fbgemm (x86-64 with AVX2)",
+                 "int8-blocks": "onnxruntime or plain torch",
                  "float32": "oneDNN or plain torch"}[arithmetic]
         first_line = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
         return (f"{arithmetic} decoding needs {needs}; this CPU's relevant flags: {have} "
@@ -78,8 +85,10 @@ def auto_arithmetic() -> str:
 
     Measured on en-de (``benchmarks.arithmetic``, ``benchmarks.decode``): float16 moves a shown
     probability by at most 0.0005 and BLEU by 0; bfloat16 by up to 0.012 and +0.23 BLEU, and its
-    batch-1 latency was no lower even with native bfloat16; int8 by up to 0.09. Those two
-    stay available by name (bfloat16 batches faster where it is native)."""
+    batch-1 latency was no lower even with native bfloat16; int8 by up to 0.09. int8-blocks
+    moves them by up to 0.0083 and reads 5.8 MB a step instead of 10.9, but ONNX Runtime's
+    per-call cost made a step's products slower than float16's (``benchmarks.linear``, in cache
+    and from memory, AVX512 development CPU). Those three stay available by name."""
     return "float16" if unsupported_reason("float16") is None else "float32"
 
 
@@ -125,8 +134,9 @@ def _fbgemm_int8(weight: torch.Tensor, bias: torch.Tensor | None) -> Linear:
     return lambda x: torch.ops.quantized.linear_dynamic(x, packed, True)
 
 
-def make_linear(weight: torch.Tensor, bias: torch.Tensor | None, arithmetic: str) -> Linear:
-    """``x W^T + b`` in ``arithmetic``: weight (O, I), bias (O,) or None; x (N, I) float32 -> (N, O) float32."""
+def make_linear(weight: torch.Tensor, bias: torch.Tensor | None, arithmetic: str, product: str = "") -> Linear:
+    """``x W^T + b`` in ``arithmetic``: weight (O, I), bias (O,) or None; x (N, I) float32 -> (N, O) float32.
+    ``product``: the step product's name (``step_products``), which sets int8-blocks' block size."""
     weight = weight.detach().float()
     bias = bias.detach().float().contiguous() if bias is not None else None
     if arithmetic in ("float32", "bfloat16"):
@@ -140,12 +150,17 @@ def make_linear(weight: torch.Tensor, bias: torch.Tensor | None, arithmetic: str
         return _fbgemm_float16(weight, bias)
     if arithmetic == "int8":
         return _fbgemm_int8(weight, bias)
+    if arithmetic == "int8-blocks":
+        return blockwise.make_linear(weight, bias, blockwise.block_for(product))
     raise ValueError(f"arithmetic {arithmetic!r} is not one of {', '.join(ARITHMETICS)}")
 
 
 def _encoder_for(encoder: nn.Module, arithmetic: str) -> nn.Module:
     """The encoder RNN (LSTM or GRU) in ``arithmetic``: float32 as it is; bfloat16 a copy (half the
-    recurrent bytes per source token); float16 / int8 torch's dynamically quantized LSTM."""
+    recurrent bytes per source token); float16 / int8 torch's dynamically quantized LSTM;
+    int8-blocks float16's (the encoder runs once a sentence, and float16 keeps it exact to 1e-3)."""
+    if arithmetic == "int8-blocks":
+        arithmetic = "float16" if unsupported_reason("float16") is None else "float32"
     if arithmetic == "float32":
         return encoder
     if arithmetic == "bfloat16":
@@ -172,6 +187,13 @@ def step_products(model: Seq2Seq) -> dict[str, tuple[torch.Tensor, torch.Tensor 
     return {name: (w.detach(), b.detach() if b is not None else None) for name, (w, b) in products.items()}
 
 
+def product_bytes(product: str, weight: torch.Tensor, arithmetic: str) -> float:
+    """Bytes of ``weight`` (O, I), the step product ``product``, stored in ``arithmetic``."""
+    if arithmetic == "int8-blocks":
+        return weight.numel() * blockwise.bytes_per_weight(blockwise.block_for(product))
+    return weight.numel() * WEIGHT_BYTES[arithmetic]
+
+
 # ------------------------------------------------------------------ the engine
 class InferenceEngine:
     """A model's decoding weights in one arithmetic, with ``Seq2Seq``'s ``encode``/``step``.
@@ -194,12 +216,12 @@ class InferenceEngine:
     def _build(self, model: Seq2Seq) -> None:
         a = self.arithmetic
         products = step_products(model)
-        self.cells = [make_linear(*products[f"cell {k}"], a) for k in range(self.config.num_layers)]
-        self.combine = make_linear(*products["combine"], a)
+        self.cells = [make_linear(*products[f"cell {k}"], a, f"cell {k}") for k in range(self.config.num_layers)]
+        self.combine = make_linear(*products["combine"], a, "combine")
         # the model's temperature folded into the generator: logits / T at no cost per step
         scale = 1.0 / self.config.temperature
         weight, bias = products["generator"]
-        self.generator = make_linear(weight * scale, bias * scale, a)
+        self.generator = make_linear(weight * scale, bias * scale, a, "generator")
         self.bridge = {name: make_linear(getattr(model, name).weight, getattr(model, name).bias, a)
                        for name in ("bridge_h", "bridge_c")}
         key_proj = getattr(model.attention, "key_proj", None)
@@ -208,9 +230,9 @@ class InferenceEngine:
         self.tgt_embed = model.tgt_embed.weight.detach()
 
     @property
-    def weight_bytes(self) -> int:
+    def weight_bytes(self) -> float:
         """Bytes of the decoder weights one step multiplies by, in this arithmetic."""
-        return sum(w.numel() for w, _ in step_products(self.model).values()) * WEIGHT_BYTES[self.arithmetic]
+        return sum(product_bytes(name, w, self.arithmetic) for name, (w, _) in step_products(self.model).items())
 
     def num_parameters(self) -> int:
         return self.model.num_parameters()
