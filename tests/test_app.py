@@ -11,6 +11,7 @@ import sys
 import pytest
 from gradio_client import Client
 
+from benchmarks.serve import HttpClient
 from s2s_demo.translator import load
 from s2s_demo.model_folder import save_folder
 from s2s_demo.inference import unsupported_reason
@@ -408,3 +409,15 @@ def test_strategies_api_returns_six_rows_and_refuses_too_many_samples(client, re
     with pytest.raises(Exception, match=f"at most {MAX_SAMPLES} samples"):
         client.predict(toy_sentences[0], model="toy-attn", samples=MAX_SAMPLES + 1, api_name="/strategies")
     assert client.predict(toy_sentences[0], model="toy-attn", samples=1, api_name="/strategies")["rows"]
+
+
+def test_the_rest_api_as_curl_calls_it(client, registry, toy_sentences):
+    """POST /gradio_api/call/translate, then its event stream (benchmarks.serve's client): named
+    parameters in the endpoint's order, the same translation, and a refusal as an error event."""
+    http = HttpClient(client.src)
+    text, trace = http.predict("/translate", text=toy_sentences[0], model="toy-attn", method="beam", beam_size=3)
+    settings = DecodeSettings(method="beam", beam_size=3)
+    assert text == registry.get("toy-attn").translate(toy_sentences[0], settings).translation
+    assert trace["settings"]["beam_size"] == 3
+    with pytest.raises(RuntimeError, match="beam_size"):
+        http.predict("/translate", text=toy_sentences[0], model="toy-attn", method="beam", beam_size=10_000)
