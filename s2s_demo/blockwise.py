@@ -8,8 +8,9 @@ recurrent state (shown probabilities move by up to 0.07). Here a scale covers ``
 of weights and, in the fast kernel, of activations too.
 
 - Fast path: ONNX Runtime's ``MatMulNBits`` (8 bits, ``accuracy_level`` 4: the activations are
-  quantized per block of ``BLOCK`` at each call and multiplied in int8, MLAS kernels for AVX2,
-  AVX512 and ARM NEON), one single-node session per product.
+  quantized per block at each call and multiplied in int8, MLAS kernels for AVX2, AVX512 and
+  ARM NEON; :func:`product` restores float32 activations). The decoding engine runs a whole
+  step as one graph (``s2s_demo.fused_step``); :func:`ort_linear` is one product alone.
 - Fallback, wherever onnxruntime is missing or its kernel refuses this CPU: the same int8
   weights dequantized once to float32 and multiplied in torch. Same weights, float32
   activations, so the same numbers within the activations' rounding, read at float32's cost.
@@ -23,8 +24,11 @@ import functools
 import logging
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .onnx_graph import Graph, as_numpy, session
 
 BLOCK = 32  # weights per scale
 # The LSTM cells take 128: on the shipped models' pages (benchmarks.arithmetic) the output layer's
@@ -32,7 +36,7 @@ BLOCK = 32  # weights per scale
 # cells 128 / output 32 moved them by at most 0.0083 at 5.81 MB a step; 32 / 32: 0.0087, 6.15 MB).
 CELL_BLOCK = 128
 ZERO_POINT = 128  # MatMulNBits' default zero point for 8 bits: codes are q + 128
-_FEW_ROWS = 16  # up to this many rows a product runs on one thread
+FEW_ROWS = 16  # up to this many rows a product runs on one thread
 
 
 def block_for(product: str) -> int:
@@ -74,99 +78,61 @@ def torch_linear(weight: torch.Tensor, bias: torch.Tensor | None, block: int = B
 
 
 def ort_linear(weight: torch.Tensor, bias: torch.Tensor | None, block: int = BLOCK) -> Linear:
-    """``x W_q^T + b`` on ONNX Runtime's MatMulNBits: x (N, I) float32 -> (N, O) float32.
-
-    The kernel rounds activations to int8 per block, which alone moves the shown probabilities by
-    up to 0.02. So the graph splits x into hi, x rounded as the kernel rounds it (which the kernel
-    then reads exactly), and lo = x - hi, and multiplies both rows: W_q hi + W_q lo. Two rows read
-    the weights once, so on a CPU bound by weight bytes the second row is almost free.
-
-    Raises ImportError without onnxruntime/onnx and RuntimeError where the kernel does not run."""
-    import onnxruntime as ort
-
-    cols = weight.size(1)
+    """``x W_q^T + b`` on ONNX Runtime's MatMulNBits: x (N, I) float32 -> (N, O) float32 (see
+    :func:`product` for how). Raises ImportError without onnxruntime/onnx and RuntimeError where
+    the kernel does not run or gives a wrong product."""
+    rows, cols = weight.shape
     codes, scales = quantize(weight, block)
-    graph = _split_product_graph(codes, scales, cols, bias).SerializeToString()
-    try:
-        # a few rows (a beam): one thread, done before a second would have woken (two made a step's
-        # products 1.7x slower); a batch: every thread torch has
-        runs = {threads: ort.InferenceSession(graph, _session_options(threads), providers=["CPUExecutionProvider"]).run
-                for threads in {1, torch.get_num_threads()}}
-    except Exception as err:  # onnxruntime raises its own exception types
-        raise RuntimeError(f"onnxruntime's MatMulNBits did not load: {err}") from err
-    few, many = runs[1], runs[torch.get_num_threads()]
+    graph = Graph("blockwise_int8_linear")
+    y = product(graph, graph.input("x", np.float32, ["N", cols]), codes, scales, cols, bias)
+    model = graph.serialize({"y": (y, np.float32, ["N", rows])})
+    # a few rows (a beam): one thread, done before a second would have woken (two made a step's
+    # products 1.7x slower); a batch: every thread torch has
+    few, many = (session(model, threads).run for threads in (1, torch.get_num_threads()))
 
     def linear(x: torch.Tensor) -> torch.Tensor:
-        run = few if x.size(0) <= _FEW_ROWS else many
-        return torch.from_numpy(run(None, {"x": x.detach().float().contiguous().numpy()})[0])
+        run = few if x.size(0) <= FEW_ROWS else many
+        return torch.from_numpy(run(None, {"x": as_numpy(x.float())})[0])
 
+    check(linear, codes, scales, cols, bias)
+    return linear
+
+
+def product(graph: Graph, x: str, codes: torch.Tensor, scales: torch.Tensor, cols: int,
+            bias: torch.Tensor | None) -> str:
+    """Add ``x W_q^T + b`` to ``graph``: x (N, cols) -> (N, O).
+
+    MatMulNBits' int8 path rounds the activations per block, which alone moves the shown
+    probabilities by up to 0.02. So x is split into hi, x rounded as the kernel rounds it (which
+    the kernel then reads exactly), and lo = x - hi, and both rows are multiplied: W_q hi + W_q lo.
+    Two rows read the weights once: on a CPU bound by weight bytes the second row is almost free."""
+    rows, blocks, block = codes.shape
+    padded = blocks * block
+    xp = graph.op("Pad", x, graph.ints(0, 0, 0, padded - cols)) if padded != cols else x
+    xb = graph.op("Reshape", xp, graph.ints(0, blocks, block))
+    peak = graph.op("ReduceMax", graph.op("Abs", xb), graph.ints(2), keepdims=1)
+    unit = graph.op("Max", graph.op("Mul", peak, graph.const(1 / 127)), graph.const(1e-30))
+    hi = graph.op("Reshape", graph.op("Mul", graph.op("Round", graph.op("Div", xb, unit)), unit),
+                  graph.ints(0, padded))
+    if padded != cols:
+        hi = graph.op("Slice", hi, graph.ints(0), graph.ints(cols), graph.ints(1))
+    both = graph.op("Concat", hi, graph.op("Sub", x, hi), axis=0)
+    y = graph.op("MatMulNBits", both, graph.const(codes.numpy(), np.uint8),
+                 graph.const(scales.reshape(-1).numpy()), domain="com.microsoft",
+                 K=cols, N=rows, bits=8, block_size=block, accuracy_level=4)
+    y = graph.op("Add", *graph.op("Split", y, outputs=2, axis=0, num_outputs=2))
+    return graph.op("Add", y, graph.const(bias.detach().float().numpy())) if bias is not None else y
+
+
+def check(linear: Linear, codes: torch.Tensor, scales: torch.Tensor, cols: int, bias: torch.Tensor | None) -> None:
+    """RuntimeError unless ``linear`` multiplies like the dequantized weights in float32, with a
+    few rows and with many (the two sessions)."""
     dequantized = dequantize(codes, scales, cols)
-    for rows in (2, _FEW_ROWS + 1):  # both sessions, against the same weights in float32
+    for rows in (2, FEW_ROWS + 1):
         probe = torch.linspace(-1, 1, rows * cols).reshape(rows, cols)
         expected = F.linear(probe, dequantized, bias)
         if not torch.allclose(linear(probe), expected, rtol=1e-3, atol=1e-3 * (1 + expected.abs().max().item())):
             raise RuntimeError("onnxruntime's MatMulNBits gave a wrong product on this CPU")
-    return linear
-
-
-def _session_options(threads: int):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    # idle threads otherwise spin after each call, on the cores torch's next ops need
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.log_severity_level = 3
-    return options
-
-
-def _split_product_graph(codes: torch.Tensor, scales: torch.Tensor, cols: int, bias: torch.Tensor | None):
-    """The ONNX graph x (N, cols) -> W_q hi + W_q lo (+ bias), hi/lo as :func:`ort_linear` says."""
-    import numpy as np
-    from onnx import TensorProto, helper, numpy_helper
-
-    rows, blocks, block = codes.shape
-    padded = blocks * block
-    constants = {"codes": codes.numpy(), "scales": scales.reshape(-1).numpy(),
-                 "by_block": np.array([0, blocks, block], np.int64), "flat": np.array([0, padded], np.int64),
-                 "pads": np.array([0, 0, 0, padded - cols], np.int64), "inv127": np.array(1 / 127, np.float32),
-                 "tiny": np.array(1e-30, np.float32), "last_axis": np.array([2], np.int64),
-                 "zero": np.array([0], np.int64), "cols": np.array([cols], np.int64), "one": np.array([1], np.int64)}
-    node = helper.make_node
-    x = "x"
-    nodes = []
-    if padded != cols:
-        nodes.append(node("Pad", ["x", "pads"], ["x_padded"]))
-        x = "x_padded"
-    nodes += [node("Reshape", [x, "by_block"], ["xb"]),
-              node("Abs", ["xb"], ["xb_abs"]),
-              node("ReduceMax", ["xb_abs", "last_axis"], ["xb_max"], keepdims=1),
-              node("Mul", ["xb_max", "inv127"], ["step0"]),
-              node("Max", ["step0", "tiny"], ["step"]),
-              node("Div", ["xb", "step"], ["units"]),
-              node("Round", ["units"], ["units_r"]),
-              node("Mul", ["units_r", "step"], ["hi_b"]),
-              node("Reshape", ["hi_b", "flat"], ["hi_padded"])]
-    hi = "hi_padded"
-    if padded != cols:
-        nodes.append(node("Slice", ["hi_padded", "zero", "cols", "one"], ["hi"]))
-        hi = "hi"
-    nodes += [node("Sub", ["x", hi], ["lo"]),
-              node("Concat", [hi, "lo"], ["both"], axis=0),
-              node("MatMulNBits", ["both", "codes", "scales"], ["products"], domain="com.microsoft",
-                   K=cols, N=rows, bits=8, block_size=block, accuracy_level=4),
-              node("Split", ["products"], ["y_hi", "y_lo"], axis=0, num_outputs=2),
-              node("Add", ["y_hi", "y_lo"], ["y" if bias is None else "y_nobias"])]
-    if bias is not None:
-        constants["bias"] = bias.detach().float().numpy()
-        nodes.append(node("Add", ["y_nobias", "bias"], ["y"]))
-    used = {name for n in nodes for name in n.input}
-    initializers = [numpy_helper.from_array(np.ascontiguousarray(v), k) for k, v in constants.items() if k in used]
-    graph = helper.make_graph(nodes, "blockwise_int8_linear",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", cols])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", rows])], initializers)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("com.microsoft", 1)])
 
 
 @functools.lru_cache(maxsize=None)

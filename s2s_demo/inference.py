@@ -14,8 +14,8 @@ the same maths with one fused matmul per LSTM layer:
 - ``int8``: fbgemm's int8 weights with one scale per output row, activations quantized per
   call (a quarter of the bytes); any x86-64 CPU with AVX2.
 - ``int8-blocks``: int8 weights with a scale per block of inputs (``s2s_demo.blockwise``:
-  about 0.27 of float32's bytes), float32 activations in effect; ONNX Runtime's kernel where
-  it runs, else torch on the same weights.
+  about 0.27 of float32's bytes), float32 activations in effect; where ONNX Runtime runs it,
+  the whole step is one call (``s2s_demo.fused_step``), else torch on the same weights.
 
 ``python -m benchmarks.arithmetic`` measures each against float32 on the page's numbers
 (every top-10 probability and chosen token of every step) and BLEU; ``auto`` picks by
@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import blockwise
+from .fused_step import FusedStep
 from .model import DecoderState, Seq2Seq, calibrated
 from .runtime import RELEVANT_FLAGS, cpu_flags
 
@@ -86,9 +87,10 @@ def auto_arithmetic() -> str:
     Measured on en-de (``benchmarks.arithmetic``, ``benchmarks.decode``): float16 moves a shown
     probability by at most 0.0005 and BLEU by 0; bfloat16 by up to 0.012 and +0.23 BLEU, and its
     batch-1 latency was no lower even with native bfloat16; int8 by up to 0.09. int8-blocks
-    moves them by up to 0.0083 and reads 5.8 MB a step instead of 10.9, but ONNX Runtime's
-    per-call cost made a step's products slower than float16's (``benchmarks.linear``, in cache
-    and from memory, AVX512 development CPU). Those three stay available by name."""
+    moves them by up to 0.0083 and reads 5.8 MB a step instead of 10.9, but on the AVX512
+    development CPU, whose cache holds float16's weights, its one-call step (``fused_step``) was
+    only as fast as float16's for greedy and slower for a beam (``benchmarks.decode``). Those
+    three stay available by name."""
     return "float16" if unsupported_reason("float16") is None else "float32"
 
 
@@ -221,7 +223,12 @@ class InferenceEngine:
         # the model's temperature folded into the generator: logits / T at no cost per step
         scale = 1.0 / self.config.temperature
         weight, bias = products["generator"]
-        self.generator = make_linear(weight * scale, bias * scale, a, "generator")
+        products["generator"] = (weight * scale, bias * scale)
+        self.generator = make_linear(*products["generator"], a, "generator")
+        # int8-blocks where ONNX Runtime runs it: the whole step in one call (the per-product
+        # linears above still serve encode's bridge and decoder_states)
+        self.fused = FusedStep(model, products) if a == "int8-blocks" and blockwise.fast_kernel_reason() is None \
+            else None
         self.bridge = {name: make_linear(getattr(model, name).weight, getattr(model, name).bias, a)
                        for name in ("bridge_h", "bridge_c")}
         key_proj = getattr(model.attention, "key_proj", None)
@@ -245,6 +252,13 @@ class InferenceEngine:
              ) -> tuple[torch.Tensor, torch.Tensor | None, DecoderState]:
         """prev_tokens (N,) -> log-probs (N, V), attention (N, S) or None, the new state:
         ``Seq2Seq.step``'s maths without autograd or dropout, in as few ops as it takes."""
+        if self.fused is not None:
+            logits, pre, attn, h, c = self.fused(prev_tokens, state.feed, state.h, state.c, state.keys,
+                                                 state.memory, state.src_mask)
+            log_probs, network = calibrated(self.model.calibration, logits)
+            feed = pre if self.config.input_feeding else None
+            return log_probs, attn, DecoderState(h, c, feed, state.memory, state.keys, state.src_mask, state.padded,
+                                                 network)
         inp = F.embedding(prev_tokens, self.tgt_embed)  # (N, E)
         if self.config.input_feeding:
             inp = torch.cat([inp, state.feed], dim=1)

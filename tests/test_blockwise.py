@@ -9,12 +9,14 @@ import pytest
 import torch
 
 from s2s_demo import blockwise
+from s2s_demo.fused_step import FusedStep
 from s2s_demo.inference import InferenceEngine, step_products
 from s2s_demo.model_folder import save_folder
 from s2s_demo.settings import DecodeSettings
 from s2s_demo.translator import Translator
 
 from .conftest import ROOT, make_model
+from .test_model import KINDS, _batch
 
 
 def fast_kernel() -> None:
@@ -101,3 +103,42 @@ def test_a_process_without_onnxruntime_still_decodes_int8_blocks(tmp_path, toy_t
     assert "arithmetic int8-blocks" in done.stdout
     warnings = [line for line in done.stderr.splitlines() if "int8-blocks" in line]
     assert len(warnings) == 1 and "float32" in warnings[0]
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("attention,feeding", KINDS)
+def test_the_fused_step_graph_is_the_engines_step(toy_tokenizer, toy_sentences, layers, attention, feeding):
+    """The one-call step, built with float32 products, against the torch engine's float32 step:
+    logits, pre-output, attention and state on padded rows (masked attention), step after step."""
+    fast_kernel()
+    model = make_model(toy_tokenizer, attention=attention, input_feeding=feeding, num_layers=layers)
+    engine = InferenceEngine(model, "float32")
+    products = step_products(model)
+    fused = FusedStep(model, products, quantized=False)
+    src, lengths = _batch(toy_tokenizer, toy_sentences[:3])
+    with torch.no_grad():
+        state = engine.encode(src, lengths)
+        assert state.src_mask.logical_not().any()  # padded rows: the mask matters
+        for token in (2, 7, 8):
+            prev = torch.full((3,), token)
+            logits, pre, attn, h, c = fused(prev, state.feed, state.h, state.c, state.keys, state.memory,
+                                            state.src_mask)
+            log_probs, expected_attn, state = engine.step(prev, state)
+            torch.testing.assert_close(torch.log_softmax(logits, -1), log_probs, atol=2e-5, rtol=1e-5)
+            torch.testing.assert_close(h, state.h, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(c, state.c, atol=1e-5, rtol=1e-5)
+            if feeding:
+                torch.testing.assert_close(pre, state.feed, atol=1e-5, rtol=1e-5)
+            if attention == "none":
+                assert attn is None and expected_attn is None
+            else:
+                torch.testing.assert_close(attn, expected_attn, atol=1e-5, rtol=1e-5)
+
+
+def test_int8_blocks_decodes_in_one_call_a_step_where_the_kernel_runs(toy_tokenizer, monkeypatch):
+    fast_kernel()
+    model = make_model(toy_tokenizer)
+    assert InferenceEngine(model, "int8-blocks").fused is not None
+    monkeypatch.setattr(blockwise, "fast_kernel_reason", lambda: "ImportError: no onnxruntime")
+    assert InferenceEngine(model, "int8-blocks").fused is None
+    assert InferenceEngine(model, "float16").fused is None
