@@ -3,11 +3,14 @@
     python -m benchmarks.decode --model assets/models/de-en --threads 2 [--dtype float32] [--rounds 5]
 
 Latency: the first --sentences sentences of Multi30k val, one at a time, through
-Translator.translate (the page's code path: full traces), greedy and beam 5.
+Translator.translate and Trace.to_dict (the page's and the API's code path: full traces, as
+served), greedy and beam 5.
 Throughput: the whole test_2016_flickr split through translate_batch (no traces).
 --breakdown: where a greedy sentence's time goes, as medians of nested stages on the same
 sentences: the encoder; the encoder and the model's steps along the greedy output; the search
-without and with recording; the whole ``translate`` (adds tokenizing and building the Trace).
+without and with recording; the whole ``translate`` (adds tokenizing, familiarity and building
+the Trace); and ``to_dict`` after it (what the API returns). Then the same for beam 5 from the
+search on, and for each the served trace's time as a multiple of the search alone.
 --profile: torch.profiler's table of the ops greedy ``translate`` spends its time in, and the
 share of the matrix products (the step's weight-bound matmuls and the encoder's LSTM), which
 no rearranging of the small ops around them can remove.
@@ -71,15 +74,16 @@ def main() -> None:
     times = {name: [] for name in latency_settings}
     for round_ in range(args.rounds):  # rounds interleave the methods: a VM's speed drifts
         for name, settings in latency_settings.items():
-            round_times = latencies_ms(lambda text: translator.translate(text, settings), val)
+            # as served: the trace as the API returns it (to_dict), not only the Trace object
+            round_times = latencies_ms(lambda text: translator.translate(text, settings).to_dict(), val)
             times[name].extend(round_times)
             if args.rounds > 1:
                 print(f"  round {round_ + 1} {name:6s}: median {statistics.median(round_times):.1f} ms")
     for name, values in times.items():
-        print(f"latency {name:6s} (full trace, batch 1, {len(val)} val sentences x {args.rounds} rounds): "
+        print(f"latency {name:6s} (full trace as served, batch 1, {len(val)} val sentences x {args.rounds} rounds): "
               f"median {statistics.median(values):.1f} ms, p90 {percentile(values, 90):.1f} ms")
     if args.breakdown:
-        print_breakdown(translator, val)
+        print_breakdown(translator, val, latency_settings["beam5"])
     if args.profile:
         print_profile(translator, val)
     test = read_split(data, "test_2016_flickr").source
@@ -113,8 +117,9 @@ def counting_steps(engine):
         del engine.step  # the instance attribute goes; the class's method is back
 
 
-def print_breakdown(translator, texts: list[str]) -> None:
-    """Median ms per sentence of nested stages of greedy decoding with a trace (see --breakdown)."""
+def print_breakdown(translator, texts: list[str], beam: DecodeSettings) -> None:
+    """Median ms per sentence of nested stages of greedy decoding with a trace, then of ``beam``
+    (see --breakdown); last, the served trace's cost as a multiple of the search alone."""
     model, greedy = translator.engine, DecodeSettings(method="greedy")
     sources = [translator.source_ids(text) for text in texts]
     outputs = [translate_ids(model, [ids], greedy)[0] + [model.config.eos_id] for ids in sources]
@@ -128,15 +133,24 @@ def print_breakdown(translator, texts: list[str]) -> None:
             _, _, state = model.step(prev, state)
             prev = torch.tensor([token])
 
-    stages = {"encoder": encode, "+ model steps": encode_and_steps,
-              "search, no trace": lambda i: search(model, [sources[i]], greedy),
-              "search, recording": lambda i: search(model, [sources[i]], greedy, record=True),
-              "translate (Trace)": lambda i: translator.translate(texts[i], greedy)}
+    def traced(settings: DecodeSettings) -> dict:
+        return {"search, no trace": lambda i: search(model, [sources[i]], settings),
+                "search, recording": lambda i: search(model, [sources[i]], settings, record=True),
+                "translate (Trace)": lambda i: translator.translate(texts[i], settings),
+                "+ served (to_dict)": lambda i: translator.translate(texts[i], settings).to_dict()}
+
     steps = statistics.mean(len(o) for o in outputs)
-    print(f"greedy breakdown ({len(texts)} val sentences, {steps:.1f} steps on average), median ms:")
-    with torch.inference_mode():
-        for name, stage in stages.items():
-            print(f"  {name:18s} {statistics.median(latencies_ms(stage, list(range(len(texts))))):.2f}")
+    for name, settings, stages in (
+            ("greedy", greedy, {"encoder": encode, "+ model steps": encode_and_steps, **traced(greedy)}),
+            (f"beam{beam.beam_size}", beam, traced(beam))):
+        print(f"{name} breakdown ({len(texts)} val sentences, greedy outputs {steps:.1f} steps on average), "
+              "median ms:")
+        with torch.inference_mode():
+            medians = {stage: statistics.median(latencies_ms(run, list(range(len(texts)))))
+                       for stage, run in stages.items()}
+        for stage, ms in medians.items():
+            print(f"  {stage:18s} {ms:.2f}")
+        print(f"  served trace / search alone: {medians['+ served (to_dict)'] / medians['search, no trace']:.2f}x")
 
 
 # the ops that multiply by weights: the decoding step's products (s2s_demo.inference) and the encoder
