@@ -33,7 +33,7 @@ class FusedStep:
         self.config = model.config
         self.attention = model.attention
         graph = self._graph(model, products, quantized)
-        # a few rows (a beam): one thread; a batch: every thread torch has
+        # one row (greedy, sampling): one thread; a beam or a batch: every thread torch has
         self.few, self.many = (session(graph, threads).run for threads in (1, torch.get_num_threads()))
 
     def __call__(self, prev_tokens: torch.Tensor, feed: torch.Tensor | None, h: torch.Tensor, c: torch.Tensor,
