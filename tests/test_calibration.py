@@ -144,3 +144,26 @@ def test_the_calibrated_probability_is_one_number_everywhere(tmp_path, toy_token
     assert trace.to_dict()["calibration"] == CALIBRATED
     plain = load(save_folder(make_model(toy_tokenizer), toy_tokenizer_dir, tmp_path / "plain"))
     assert plain.translate(text).steps[0].network_prob is None  # no calibration: one distribution
+
+
+def test_a_calibrated_model_is_attributed_through_its_calibration(tmp_path, toy_tokenizer, toy_tokenizer_dir,
+                                                                 toy_sentences):
+    """Attribution differentiates the calibrated log-probs: the calibration's gradient is the
+    by-hand formula's, and a calibrated model's attribution runs (decoding's in-place ops would
+    break the backward pass)."""
+    from s2s_demo.calibration import Calibration
+
+    logits = torch.tensor([[4.0, 2.0, 0.0, -3.0, -9.0, -40.0]], requires_grad=True)
+    Calibration(**CALIBRATED).log_probs(logits)[0, 1].backward()
+    by_hand = logits.detach().clone().requires_grad_(True)
+    p = torch.softmax(by_hand / 1.3, -1)
+    torch.log(torch.maximum(p - 0.002, 0.01 * p) / torch.maximum(p - 0.002, 0.01 * p).sum())[0, 1].backward()
+    torch.testing.assert_close(logits.grad, by_hand.grad)
+
+    model = make_model(toy_tokenizer)
+    model.config.calibration = CALIBRATED
+    translator = load(save_folder(model, toy_tokenizer_dir, tmp_path / "m"))
+    attributed = translator.attribute(toy_sentences[0])
+    scores = attributed["integrated_gradients"]
+    assert attributed["token_ids"] and len(scores) == len(attributed["token_ids"])
+    assert all(math.isfinite(v) for row in scores for v in row)
