@@ -1,11 +1,11 @@
-"""int8 weights in blocks: each run of ``BLOCK`` weights along a row keeps its own scale.
+"""int8 weights in blocks: each run of ``block`` weights along a row keeps its own scale.
 
 A decoding step on a 2-core CPU is bound by the bytes of weight it reads (a 2-layer en-de step:
 21.9 MB in float32, 10.9 MB in float16). Blockwise int8 reads 1 + 4/block bytes a weight. One
 scale per row (fbgemm's ``int8``) is not enough on its own: fbgemm also quantizes each call's
 activations to uint8 with one scale for the whole row, and that error compounds through the
-recurrent state (shown probabilities move by up to 0.07). Here a scale covers ``BLOCK`` inputs
-of weights and, in the fast kernel, of activations too.
+recurrent state (shown probabilities move by up to 0.1). Here a scale covers a block of inputs
+(``block_for``: 128 in the LSTM cells, 32 in the output layers).
 
 - Fast path: ONNX Runtime's ``MatMulNBits`` (8 bits, ``accuracy_level`` 4: the activations are
   quantized per block at each call and multiplied in int8, MLAS kernels for AVX2, AVX512 and
@@ -15,7 +15,7 @@ of weights and, in the fast kernel, of activations too.
   weights dequantized once to float32 and multiplied in torch. Same weights, float32
   activations, so the same numbers within the activations' rounding, read at float32's cost.
 
-Shapes: weight (O, I); codes (O, KB, BLOCK) uint8 with KB = ceil(I / BLOCK); scales (O, KB).
+Shapes: weight (O, I); codes (O, KB, block) uint8 with KB = ceil(I / block); scales (O, KB).
 """
 
 from __future__ import annotations
@@ -50,12 +50,13 @@ def bytes_per_weight(block: int) -> float:
     """An int8 code, plus a float32 scale per block."""
     return 1 + 4 / block
 
+
 Linear = Callable[[torch.Tensor], torch.Tensor]
 log = logging.getLogger(__name__)
 
 
 def quantize(weight: torch.Tensor, block: int = BLOCK) -> tuple[torch.Tensor, torch.Tensor]:
-    """weight (O, I) float -> codes (O, KB, BLOCK) uint8, scales (O, KB) float32: symmetric,
+    """weight (O, I) float -> codes (O, KB, block) uint8, scales (O, KB) float32: symmetric,
     q = round(w / scale) in [-127, 127] with scale = max |w| of the block / 127; the last
     block is padded with zeros."""
     rows, cols = weight.shape
@@ -67,7 +68,7 @@ def quantize(weight: torch.Tensor, block: int = BLOCK) -> tuple[torch.Tensor, to
 
 
 def dequantize(codes: torch.Tensor, scales: torch.Tensor, cols: int) -> torch.Tensor:
-    """codes (O, KB, BLOCK), scales (O, KB) -> the float32 weight (O, cols) they stand for."""
+    """codes (O, KB, block), scales (O, KB) -> the float32 weight (O, cols) they stand for."""
     weight = (codes.float() - ZERO_POINT) * scales.unsqueeze(2)
     return weight.reshape(codes.size(0), -1)[:, :cols].contiguous()
 
