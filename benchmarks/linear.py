@@ -17,6 +17,7 @@ step's bytes alone take at that bandwidth: the physical floor of a batch-1 step.
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 
 import torch
@@ -73,8 +74,8 @@ def main() -> None:
             copies = max(2, int(args.cold_mb / mb) + 1)
             steps = [[(make_linear(w.clone(), b, arithmetic, name), torch.randn(1, w.size(1)))
                       for name, (w, b) in products.items()] for _ in range(copies)]
-            turn = iter(range(10**12))
-            cold = median_us(lambda: [linear(x) for linear, x in steps[next(turn) % copies]], args.repeats)
+            rotation = itertools.cycle(steps)
+            cold = median_us(lambda: [linear(x) for linear, x in next(rotation)], args.repeats)
             floor = mb * 1e6 / bandwidth * 1e6
             print(f"a step's products from memory, {arithmetic}, rows 1: {cold:.1f} µs for {mb:.2f} MB "
                   f"({mb * 1e6 / cold / 1e3:.1f} GB/s; the bytes alone at the read bandwidth: {floor:.0f} µs)")

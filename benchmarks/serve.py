@@ -63,7 +63,7 @@ class HttpClient:
     """The app's REST API as curl uses it: one POST to start a call, one event stream to its end.
 
     Every call carries the client's own ``session_hash``, as the page's calls carry the page's:
-    Gradio sets up a session on its first call (~11 ms for this page's 200 blocks) and reuses it."""
+    Gradio sets up a session on its first call (~11 ms for this page's 206 blocks) and reuses it."""
 
     def __init__(self, url: str) -> None:
         self.base = url.rstrip("/") + "/gradio_api/call/"
@@ -110,17 +110,16 @@ def main() -> None:
         print(machine_line())
         print(f"cold start (process start -> page served): {cold:.1f} s")
         url = f"http://127.0.0.1:{port}/"
-        clients = {"HTTP": HttpClient(url)}
+        clients = {"HTTP": HttpClient(url).predict}
         if args.gradio_client:
             gradio = Client(url, verbose=False)
-            clients["gradio_client"] = type("GradioClient", (), {"predict": staticmethod(
-                lambda api_name, **params: gradio.predict(**params, api_name=api_name))})
-        for how, client in clients.items():
-            client.predict("/translate", text=sentences[0], model=args.model)
+            clients["gradio_client"] = lambda api_name, **params: gradio.predict(**params, api_name=api_name)
+        for how, predict in clients.items():
+            predict("/translate", text=sentences[0], model=args.model)
             times = []
             for text in sentences[: args.sequential]:
                 start = time.perf_counter()
-                client.predict("/translate", text=text, model=args.model, method="beam", beam_size=5)
+                predict("/translate", text=text, model=args.model, method="beam", beam_size=5)
                 times.append((time.perf_counter() - start) * 1000)
             print(f"sequential beam-5 /translate via {how} ({len(times)} requests): "
                   f"median {statistics.median(times):.0f} ms, p95 {percentile(times, 95):.0f} ms")

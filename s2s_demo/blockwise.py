@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .onnx_graph import Graph, as_numpy, session
+from .onnx_graph import FEW_ROWS, Graph, Runner, as_numpy
 
 BLOCK = 32  # weights per scale
 # The LSTM cells take 128: on the shipped models' pages (benchmarks.arithmetic) the output layer's
@@ -36,9 +36,6 @@ BLOCK = 32  # weights per scale
 # cells 128 / output 32 moved them by at most 0.0083 at 5.81 MB a step; 32 / 32: 0.0087, 6.15 MB).
 CELL_BLOCK = 128
 ZERO_POINT = 128  # MatMulNBits' default zero point for 8 bits: codes are q + 128
-# up to this many rows a product runs on one thread: a second one's wake-up costs more than it
-# saves for one row, while a beam-5 search (10 rows a product once split) ran 8% faster on two
-FEW_ROWS = 2
 
 
 def block_for(product: str) -> int:
@@ -88,14 +85,10 @@ def ort_linear(weight: torch.Tensor, bias: torch.Tensor | None, block: int = BLO
     codes, scales = quantize(weight, block)
     graph = Graph("blockwise_int8_linear")
     y = product(graph, graph.input("x", np.float32, ["N", cols]), codes, scales, cols, bias)
-    model = graph.serialize({"y": (y, np.float32, ["N", rows])})
-    # one row: one thread, done before a second would have woken (two made a step's products
-    # 1.7x slower); more rows: every thread torch has
-    few, many = (session(model, threads).run for threads in (1, torch.get_num_threads()))
+    run = Runner(graph.serialize({"y": (y, np.float32, ["N", rows])}))
 
     def linear(x: torch.Tensor) -> torch.Tensor:
-        run = few if x.size(0) <= FEW_ROWS else many
-        return torch.from_numpy(run(None, {"x": as_numpy(x.float())})[0])
+        return torch.from_numpy(run(x.size(0), {"x": as_numpy(x.float())})[0])
 
     check(linear, codes, scales, cols, bias)
     return linear

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from . import blockwise
-from .model import Seq2Seq
-from .onnx_graph import Graph, as_numpy, session
+from .model import DecoderState, Seq2Seq
+from .onnx_graph import Graph, Runner, as_numpy
 
 
 class FusedStep:
@@ -32,24 +32,18 @@ class FusedStep:
     def __init__(self, model: Seq2Seq, products: dict, quantized: bool = True) -> None:
         self.config = model.config
         self.attention = model.attention
-        graph = self._graph(model, products, quantized)
-        # one row (greedy, sampling): one thread; a beam or a batch: every thread torch has
-        self.few, self.many = (session(graph, threads).run for threads in (1, torch.get_num_threads()))
+        self.run = Runner(self._graph(model, products, quantized))
 
-    def __call__(self, prev_tokens: torch.Tensor, feed: torch.Tensor | None, h: torch.Tensor, c: torch.Tensor,
-                 keys: torch.Tensor | None, memory: torch.Tensor, src_mask: torch.Tensor):
-        """prev_tokens (N,), feed (N, O) or None, h/c (L, N, Hd), keys (N, S, K), memory (N, S, M),
-        src_mask (N, S) -> logits (N, V), pre-output (N, O), attention (N, S) or None, h/c (L, N, Hd)."""
-        feeds = {"tokens": as_numpy(prev_tokens), "h": as_numpy(h), "c": as_numpy(c)}
+    def __call__(self, prev_tokens: torch.Tensor, state: DecoderState):
+        """prev_tokens (N,), the state before the step -> logits (N, V), pre-output (N, O),
+        attention (N, S) or None, and the new h, c (L, N, Hd)."""
+        feeds = {"tokens": as_numpy(prev_tokens), "h": as_numpy(state.h), "c": as_numpy(state.c)}
         if self.config.input_feeding:
-            feeds["feed"] = as_numpy(feed)
+            feeds["feed"] = as_numpy(state.feed)
         if self.attention is not None:
-            feeds.update(keys=as_numpy(keys), memory=as_numpy(memory), mask=as_numpy(src_mask))
-        run = self.few if prev_tokens.size(0) <= blockwise.FEW_ROWS else self.many
-        outputs = [torch.from_numpy(array) for array in run(None, feeds)]
-        logits, pre, h_next, c_next = outputs[:4]
-        attn = outputs[4] if self.attention is not None else None
-        return logits, pre, attn, h_next, c_next
+            feeds.update(keys=as_numpy(state.keys), memory=as_numpy(state.memory), mask=as_numpy(state.src_mask))
+        logits, pre, h, c, *attn = (torch.from_numpy(array) for array in self.run(prev_tokens.size(0), feeds))
+        return logits, pre, attn[0] if attn else None, h, c
 
     def _graph(self, model: Seq2Seq, products: dict, quantized: bool) -> bytes:
         cfg = self.config
@@ -77,19 +71,18 @@ class FusedStep:
             x = g.op("Mul", g.op("Sigmoid", o), g.op("Tanh", c_next))
             new_h.append(g.op("Unsqueeze", x, g.ints(0)))
             new_c.append(g.op("Unsqueeze", c_next, g.ints(0)))
-        outputs = {"h_next": (g.op("Concat", *new_h, axis=0), np.float32, [cfg.num_layers, "N", "H"]),
-                   "c_next": (g.op("Concat", *new_c, axis=0), np.float32, [cfg.num_layers, "N", "H"])}
+        h_next, c_next = g.op("Concat", *new_h, axis=0), g.op("Concat", *new_c, axis=0)
+        weights = None
         if model.attention is not None:
             context, weights = self._attention(g, model.attention, x)
-            outputs["attention"] = (weights, np.float32, ["N", "S"])
             x = g.op("Concat", x, context, axis=1)
         pre = g.op("Tanh", linear(x, "combine"))
-        logits = linear(pre, "generator")
-        ordered = {"logits": (logits, np.float32, ["N", "V"]), "pre": (pre, np.float32, ["N", "O"]),
-                   "h_next": outputs["h_next"], "c_next": outputs["c_next"]}
-        if "attention" in outputs:
-            ordered["attention"] = outputs["attention"]
-        return g.serialize(ordered)
+        state_shape = [cfg.num_layers, "N", "H"]
+        outputs = {"logits": (linear(pre, "generator"), np.float32, ["N", "V"]), "pre": (pre, np.float32, ["N", "O"]),
+                   "h_next": (h_next, np.float32, state_shape), "c_next": (c_next, np.float32, state_shape)}
+        if weights is not None:
+            outputs["attention"] = (weights, np.float32, ["N", "S"])
+        return g.serialize(outputs)
 
     @staticmethod
     def _attention(g: Graph, attention, query: str) -> tuple[str, str]:

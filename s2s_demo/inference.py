@@ -255,8 +255,7 @@ class InferenceEngine:
         """prev_tokens (N,) -> log-probs (N, V), attention (N, S) or None, the new state:
         ``Seq2Seq.step``'s maths without autograd or dropout, in as few ops as it takes."""
         if self.fused is not None:
-            logits, pre, attn, h, c = self.fused(prev_tokens, state.feed, state.h, state.c, state.keys,
-                                                 state.memory, state.src_mask)
+            logits, pre, attn, h, c = self.fused(prev_tokens, state)
             log_probs, network = calibrated(self.model.calibration, logits)
             feed = pre if self.config.input_feeding else None
             return log_probs, attn, DecoderState(h, c, feed, state.memory, state.keys, state.src_mask, state.padded,

@@ -121,8 +121,7 @@ def test_the_fused_step_graph_is_the_engines_step(toy_tokenizer, toy_sentences, 
         assert state.src_mask.logical_not().any()  # padded rows: the mask matters
         for token in (2, 7, 8):
             prev = torch.full((3,), token)
-            logits, pre, attn, h, c = fused(prev, state.feed, state.h, state.c, state.keys, state.memory,
-                                            state.src_mask)
+            logits, pre, attn, h, c = fused(prev, state)
             log_probs, expected_attn, state = engine.step(prev, state)
             torch.testing.assert_close(torch.log_softmax(logits, -1), log_probs, atol=2e-5, rtol=1e-5)
             torch.testing.assert_close(h, state.h, atol=1e-5, rtol=1e-5)
