@@ -6,6 +6,7 @@ the script says its figures are exact they must equal Python's within 1e-5; wher
 are approximate, within the bound it states.
 """
 
+import json
 import math
 import os
 import random
@@ -113,3 +114,22 @@ def test_the_length_penalty_reranks_finished_hypotheses_as_the_search_scores_the
                        for f in finished), key=lambda f: -f["score"])
         assert [g["text"] for g in got] == [w["text"] for w in want]
         assert all(abs(g["score"] - w["score"]) < 1e-9 for g, w in zip(got, want))
+
+
+def test_a_banned_earlier_token_sent_as_json_gets_no_probability(page):
+    """Over HTTP a banned token's -inf score arrives as null (JSON has no infinities): the chain
+    must read it as -inf, not as a score of 0 (no_repeat_ngram_size and forced steps ban earlier
+    tokens, which the payload carries for the repetition penalty)."""
+    row = _row(random.Random(5))
+    banned = int(row.argsort()[VOCAB // 2])  # outside the top block
+    row[banned] = -math.inf
+    chosen = int(row.argmax())
+    payload = payloads(row.expand(2, VOCAB).clone(), [banned, chosen], TOP_N)[-1]
+    # as Trace.to_dict and the HTTP response carry it: -inf as null
+    sent = json.loads(json.dumps(payload).replace("-Infinity", "null"))
+    assert sent["scores"][sent["ids"].index(banned)] is None
+    got = page.evaluate("([p, t]) => S2SLive.chain(p, t, {})", [sent, list(TEMPERATURES)])
+    want = torch.softmax(row, -1)  # renormalised without the banned token
+    assert got["exact"]
+    assert got["final"][sent["ids"].index(banned)] == 0.0
+    assert max(abs(a - float(want[i])) for a, i in zip(got["final"], sent["ids"])) < 1e-5

@@ -63,7 +63,8 @@
   // one pass of the chain; where a cut would split the rest, the rest becomes `splitAs`
   function run(payload, temperatures, s, splitAs) {
     const n = payload.ids.length;
-    const base = payload.scores.slice();
+    // JSON has no infinities: the trace sends a banned token's -inf score as null
+    const base = payload.scores.map((v) => (v === null ? NEG_INF : v));
     const rest = payload.rest;
     const baseRest = restAt(rest, temperatures, 1.0);
     const lseModel = logSumExp(base.concat([baseRest.lse]));
