@@ -60,7 +60,7 @@ class Recorder:
         self.top_n, self.width = top_n, width
         self.live_top_n, self.temperatures = live_top_n, temperatures
         self.constrained: list[torch.Tensor | None] = []  # (W, V) per step, for the live payloads
-        self.network: list[torch.Tensor | None] = []  # (W, V) uncalibrated log-probs per step, if any
+        self.network: list[torch.Tensor | None] = []  # (W, V) logits per step, where calibrated
         self.pending: tuple[torch.Tensor | None, ...] = (None, None, None)
         self.hidden: list[torch.Tensor | None] = []  # (W, Hd) top-layer states per step
         self.encoding: torch.Tensor | None = None  # (2He,): the mean encoder output, set by the search
@@ -88,8 +88,8 @@ class Recorder:
 
     def hold_step(self, constrained: torch.Tensor, network: torch.Tensor | None,
                   hidden: torch.Tensor | None = None) -> None:
-        """The next step's scores after the constraints and its uncalibrated log-probs (each
-        (W, V) or None), and its rows' top-layer decoder states (W, Hd); only references are kept."""
+        """The next step's scores after the constraints and its logits where calibration changes
+        them (each (W, V) or None), and its rows' top-layer decoder states (W, Hd); only references are kept."""
         self.pending = (constrained if self.live_top_n else None, network, hidden)
 
     def path_states(self, slots: list[int]) -> torch.Tensor | None:
@@ -136,10 +136,20 @@ class Recorder:
                                       used_h, attn[slot] if attn is not None else None,
                                       self.forced[t], float(cut)))
         self._add_live(records, slots, tokens)
-        for t, record in enumerate(records):
-            if self.network[t] is not None:
-                record.network_logprob = float(self.network[t][slots[t], tokens[t]])
+        self._add_network(records, slots, tokens)
         return records
+
+    def _add_network(self, records: list[StepRecord], slots: list[int], tokens: list[int]) -> None:
+        """Each step's chosen token's log-prob before calibration, from the held logits of its row
+        (one softmax over the path's k rows)."""
+        steps = [t for t in range(len(records)) if self.network[t] is not None]
+        if not steps:
+            return
+        logits = torch.stack([self.network[t][slots[t]] for t in steps])  # (k, V)
+        chosen = torch.tensor([[tokens[t]] for t in steps])  # (k, 1)
+        values = torch.log_softmax(logits, dim=-1).gather(1, chosen)[:, 0].tolist()
+        for t, value in zip(steps, values):
+            records[t].network_logprob = value
 
     def _add_live(self, records: list[StepRecord], slots: list[int], tokens: list[int]) -> None:
         """The live payloads of the steps, while their constrained rows are all held (a

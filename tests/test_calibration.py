@@ -106,6 +106,13 @@ def test_a_calibration_removes_the_floor_keeps_the_order_and_every_log_prob_fini
     torch.testing.assert_close(q, weights / weights.sum())
     assert torch.equal(q.argsort(), p.argsort()) and bool((q > 0).all())
     assert Calibration.from_config(None).identity
+    # a token whose probability underflows float32 keeps 1% of it, as a finite log-prob
+    deep = torch.tensor([[4.0, 2.0, -200.0]])
+    log_q = fitted.log_probs(deep)[0]
+    log_p = torch.log_softmax(deep.double() / 1.3, -1)[0]
+    kept = torch.log(torch.maximum(log_p.exp() - 0.002, 0.01 * log_p.exp()))
+    expected = torch.cat([kept[:2], log_p[2:] + math.log(0.01)])
+    torch.testing.assert_close(log_q.double(), expected - torch.logsumexp(kept[:2], 0), rtol=1e-6, atol=1e-5)
 
 
 @pytest.mark.parametrize("bad, field", [({"temperature": 1.2, "floor": 0.001}, "calibration.floor_keep is missing"),
@@ -124,6 +131,7 @@ def test_the_calibrated_probability_is_one_number_everywhere(tmp_path, toy_token
                                                                toy_sentences):
     """The page and the API (the trace), scoring a reference and teacher forcing give one
     probability for a token; the network's own stays in the trace as network_prob."""
+    from s2s_demo.calibration import Calibration
     from s2s_demo.decoding import teacher_forced_log_probs
     from s2s_demo.settings import DecodeSettings
 
@@ -141,6 +149,13 @@ def test_the_calibrated_probability_is_one_number_everywhere(tmp_path, toy_token
     assert scored["probs"][0] == pytest.approx(first.model_prob, abs=1e-5)
     assert float(forced[0, first.token_id]) == pytest.approx(first.model_prob, abs=1e-5)
     assert first.network_prob is not None and first.network_prob != pytest.approx(first.model_prob, abs=1e-4)
+    # network_prob is the network's own softmax: the same model decoding without its calibration
+    network = load(folder)
+    network.engine.model.calibration = Calibration()
+    path = [step.token_id for step in trace.steps]
+    own = teacher_forced_log_probs(network.engine, translator.source_ids(text), path).exp()
+    assert [step.network_prob for step in trace.steps] == pytest.approx(
+        [float(own[t, step.token_id]) for t, step in enumerate(trace.steps)], abs=1e-5)
     assert trace.to_dict()["calibration"] == CALIBRATED
     plain = load(save_folder(make_model(toy_tokenizer), toy_tokenizer_dir, tmp_path / "plain"))
     assert plain.translate(text).steps[0].network_prob is None  # no calibration: one distribution
