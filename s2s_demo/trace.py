@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 import torch
 
 from .decoding import Hypothesis, SearchResult, StepRecord
-from .live import PIECES_SHOWN, TEMPERATURES
+from .live import PIECES_SHOWN, TEMPERATURES, JsonReady
 from .tokenizer import TokenizerPair
 
 
@@ -145,6 +145,7 @@ _CONVERTERS = {
     list: _plain_list,
     dict: lambda d: {k: _plain(v) for k, v in d.items()},
     tuple: lambda t: tuple(_plain(v) for v in t),
+    JsonReady: lambda d: d,  # the live payloads: most of a trace's numbers, built JSON-ready
 }
 
 
@@ -184,7 +185,7 @@ def _with_pieces(live: dict | None, tokenizer: TokenizerPair) -> dict | None:
         return None
     top, ids = live["top"], live["ids"]
     shown = ids[: min(top, PIECES_SHOWN)] + ids[top:]
-    return {**live, "pieces": dict(zip(map(str, shown), tokenizer.target_pieces(shown)))}
+    return JsonReady(live, pieces=dict(zip(map(str, shown), tokenizer.target_pieces(shown))))
 
 
 def _hypothesis_view(hyp: Hypothesis, tokenizer: TokenizerPair) -> HypothesisView:

@@ -1,3 +1,4 @@
+import json
 import math
 
 import pytest
@@ -201,6 +202,20 @@ def test_length_limits_and_ngram_blocking(translator, toy_sentences, method):
     for hyp in blocked.hypotheses:
         bigrams = list(zip(hyp.token_ids, hyp.token_ids[1:]))
         assert len(bigrams) == len(set(bigrams))
+
+
+@pytest.mark.parametrize("method", ["greedy", "beam"])
+def test_a_trace_with_banned_earlier_tokens_is_strict_json(translator, toy_sentences, method):
+    """With every earlier token banned (no_repeat_ngram_size 1) the live payloads carry those
+    tokens for the repetition penalty with no score: null, never -Infinity, in the JSON."""
+    trace = translator.translate(toy_sentences[5], DecodeSettings(method=method, no_repeat_ngram_size=1, min_length=4,
+                                                                  live_top_n=16)).to_dict()
+    json.dumps(trace, allow_nan=False)
+    banned = [(step["live"]["ids"], step["live"]["scores"]) for step in trace["steps"][1:]]
+    earlier = [[step["token_id"] for step in trace["steps"][:t + 1]] for t in range(len(trace["steps"]) - 1)]
+    extras = [score for (ids, scores), before in zip(banned, earlier)
+              for token, score in zip(ids, scores) if token in before]
+    assert extras and all(score is None for score in extras)
 
 
 def test_beam_tree_is_consistent(peaked_translator, toy_sentences):
