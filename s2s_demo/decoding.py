@@ -121,11 +121,12 @@ class Beam:
 
     def propose(self, processed, model_lp, scores, single_parent):
         B, W, V = scores.size(0), self.width, processed.size(-1)
-        total = scores.unsqueeze(-1) + processed.view(B, W, V)
         # best 2W per row, then best 2W of those: the same set as one topk over W * V,
-        # but row-wise topk runs ~2x faster than one over the flattened rows
+        # but row-wise topk runs ~2x faster than one over the flattened rows. A row's score is
+        # one number added to all its tokens, so it is added to the row's best 2W alone
         k = min(2 * W, V)
-        row_scores, row_tokens = total.topk(k, dim=-1)  # (B, W, k)
+        row_scores, row_tokens = processed.view(B, W, V).topk(k, dim=-1)  # (B, W, k)
+        row_scores = row_scores + scores.unsqueeze(-1)
         cand_scores, pick = row_scores.view(B, W * k).topk(min(2 * W, W * k), dim=-1)
         parents = pick // k
         tokens = row_tokens.view(B, W * k).gather(1, pick)
