@@ -6,11 +6,12 @@ Latency: the first --sentences sentences of Multi30k val, one at a time, through
 Translator.translate and Trace.to_dict (the page's and the API's code path: full traces, as
 served), greedy and beam 5.
 Throughput: the whole test_2016_flickr split through translate_batch (no traces).
---breakdown: where a greedy sentence's time goes, as medians of nested stages on the same
-sentences: the encoder; the encoder and the model's steps along the greedy output; the search
+--breakdown: where a greedy sentence's time goes, as medians of nested stages, each sentence
+through every stage before the next sentence (so the VM's drift is shared): the encoder; the encoder and the model's steps along the greedy output; the search
 without and with recording; the whole ``translate`` (adds tokenizing, familiarity and building
 the Trace); and ``to_dict`` after it (what the API returns). Then the same for beam 5 from the
-search on, and for each the served trace's time as a multiple of the search alone.
+search on, and for each the served trace's time as a multiple of the search alone (the median
+of that ratio over the sentences).
 --profile: torch.profiler's table of the ops greedy ``translate`` spends its time in, and the
 share of the matrix products (the step's weight-bound matmuls and the encoder's LSTM), which
 no rearranging of the small ops around them can remove.
@@ -146,11 +147,28 @@ def print_breakdown(translator, texts: list[str], beam: DecodeSettings) -> None:
         print(f"{name} breakdown ({len(texts)} val sentences, greedy outputs {steps:.1f} steps on average), "
               "median ms:")
         with torch.inference_mode():
-            medians = {stage: statistics.median(latencies_ms(run, list(range(len(texts)))))
-                       for stage, run in stages.items()}
-        for stage, ms in medians.items():
-            print(f"  {stage:18s} {ms:.2f}")
-        print(f"  served trace / search alone: {medians['+ served (to_dict)'] / medians['search, no trace']:.2f}x")
+            times = interleaved_ms(stages, len(texts))
+        for stage, values in times.items():
+            print(f"  {stage:18s} {statistics.median(values):.2f}")
+        ratios = [served / alone for served, alone in zip(times["+ served (to_dict)"], times["search, no trace"])]
+        print(f"  served trace / search alone: {statistics.median(ratios):.2f}x (median over sentences)")
+
+
+def interleaved_ms(stages: dict, count: int, warmup: int = 5) -> dict[str, list[float]]:
+    """Milliseconds of each stage (a function of the sentence index) on each of ``count``
+    sentences, the stages run one after another on a sentence before the next: a VM's speed
+    drifts 10-20% within minutes, and timing each stage in its own pass over the sentences
+    turned that drift into differences between the stages."""
+    for i in range(min(warmup, count)):
+        for run in stages.values():
+            run(i)
+    times = {stage: [] for stage in stages}
+    for i in range(count):
+        for stage, run in stages.items():
+            start = time.perf_counter()
+            run(i)
+            times[stage].append((time.perf_counter() - start) * 1000)
+    return times
 
 
 # the ops that multiply by weights: the decoding step's products (s2s_demo.inference) and the encoder

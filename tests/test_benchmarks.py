@@ -15,7 +15,7 @@ def test_decode_benchmark_prints_latency_breakdown_profile_and_throughput():
     assert result.returncode == 0, result.stderr
     out = result.stdout
     for line in ("machine: ", "latency greedy", "latency beam5", "greedy breakdown (4 val sentences",
-                 "translate (Trace)", "Self CPU time total", "greedy profile (4 val sentences)",
+                 "translate (Trace)", "served trace / search alone: ", "Self CPU time total", "greedy profile (4 val sentences)",
                  "a step's decoder weights: ", "batched greedy", "batched beam5"):
         assert line in out, (line, out)
 
