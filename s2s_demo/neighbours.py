@@ -31,6 +31,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .inference import make_linear, unsupported_reason
 
 INDEX_FILE = "neighbours.safetensors"
 TEXTS_FILE = "neighbours.json.gz"
@@ -75,6 +76,23 @@ def _unit(rows: torch.Tensor) -> torch.Tensor:
     return rows / rows.norm(dim=-1, keepdim=True).clamp_min(1e-8)
 
 
+class _Cosines:
+    """Cosine similarities of queries to fixed rows (M, k): queries (T, k) -> (T, M).
+
+    The rows are multiplied as they are stored (float16 values) in fbgemm's float16 product, with
+    float32 queries and sums, and the products divided by the rows' norms: the same figures as
+    float32 unit rows to ~2e-7, reading half the bytes (73,415 en-de training states: 2.0 -> 1.1 ms a
+    translation on one thread, cache cold). Where fbgemm does not run, float32."""
+
+    def __init__(self, rows: torch.Tensor) -> None:
+        arithmetic = "float16" if unsupported_reason("float16") is None else "float32"
+        self.dots = make_linear(rows, None, arithmetic)
+        self.inverse_norms = 1.0 / rows.norm(dim=-1).clamp_min(1e-8)  # (M,)
+
+    def __call__(self, queries: torch.Tensor) -> torch.Tensor:
+        return self.dots(_unit(queries)).mul_(self.inverse_norms)
+
+
 class NeighbourIndex:
     """A model folder's training-example indexes (see the module docstring)."""
 
@@ -83,7 +101,7 @@ class NeighbourIndex:
         self.state_projection = Projection(tensors["state_mean"].float(), tensors["state_components"].float())
         self.sentences = _unit(tensors["sentence_vectors"].float())  # (N, k) unit rows
         self.state_points = tensors["state_vectors"].float()  # (M, k), projected, not normalised
-        self.states = _unit(self.state_points)
+        self.state_cosines = _Cosines(self.state_points)
         self.state_sentence = tensors["state_sentence"].long()  # (M,) row of sources/targets
         self.state_position = tensors["state_position"].long()  # (M,) target position
         self.sources, self.targets = texts["sources"], texts["targets"]
@@ -122,7 +140,7 @@ class NeighbourIndex:
 
     def nearest_states(self, states: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Decoder states (T, Hd) -> rows (T, k) of the nearest training states, and similarities (T, k)."""
-        similarity = _unit(self.state_projection(states)) @ self.states.T  # (T, M)
+        similarity = self.state_cosines(self.state_projection(states))  # (T, M)
         top = similarity.topk(min(k, similarity.size(1)), dim=1)
         return top.indices, top.values
 
@@ -140,7 +158,7 @@ class NeighbourIndex:
         (2He,) and its decoder states (T, Hd)."""
         sentence = float((self.sentences @ _unit(self.sentence_projection(encoding[None]))[0]).max())
         # the largest similarity per state: a max, cheaper than topk over every training state
-        state = float((_unit(self.state_projection(states)) @ self.states.T).amax(1).mean()) if len(states) else None
+        state = float(self.state_cosines(self.state_projection(states)).amax(1).mean()) if len(states) else None
         return self.verdict(sentence, state)
 
     def verdict(self, sentence: float, state: float | None) -> dict:

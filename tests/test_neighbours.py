@@ -19,7 +19,8 @@ def test_a_training_pair_finds_itself_in_both_indexes(tmp_path, toy_tokenizer, t
     index = build(translator, sources, targets, 10, 8, 8, corpus_pairs(toy_corpus, "val")[0])
     index.save(tmp_path / "m")
     loaded = NeighbourIndex.load(tmp_path / "m")
-    assert torch.allclose(loaded.states, index.states, atol=1e-2) and loaded.sources == sources
+    # the built index holds the states the folder stores (float16 values): its floor is the served one
+    assert torch.equal(loaded.state_points, index.state_points) and loaded.sources == sources
     assert 0 < loaded.similarity_floor <= 1 and 0 < loaded.state_floor <= 1
     tok = translator.tokenizer
     encodings, states = encode_pairs(translator.model, [(tok.encode_source(s), tok.encode_target(t))
@@ -57,3 +58,20 @@ def test_the_engine_gives_the_models_own_states(toy_tokenizer):
     engine = encode_states(InferenceEngine(model, "float32"), src, lengths, tgt_in)
     for ours, theirs in zip(reference, engine):
         assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+def test_state_similarities_are_the_cosines_of_the_stored_states(tmp_path, toy_tokenizer, toy_tokenizer_dir,
+                                                                toy_corpus):
+    save_folder(make_model(toy_tokenizer, seed=2), toy_tokenizer_dir, tmp_path / "m")
+    translator = load(tmp_path / "m")
+    sources, targets = corpus_pairs(toy_corpus, "train")
+    index = build(translator, sources, targets, 10, 8, 8, corpus_pairs(toy_corpus, "val")[0])
+    queries = torch.randn(7, translator.model.config.dec_hidden_size)
+    projected = index.state_projection(queries)
+    unit = lambda rows: rows / rows.norm(dim=-1, keepdim=True)  # noqa: E731
+    expected = unit(projected) @ unit(index.state_points).T  # (7, M) in float32
+    torch.testing.assert_close(index.state_cosines(projected), expected, atol=1e-6, rtol=0)
+    rows, values = index.nearest_states(queries, 3)
+    torch.testing.assert_close(values, expected.topk(3, dim=1).values, atol=1e-6, rtol=0)
+    verdict = index.similarities(torch.randn(2 * translator.model.config.enc_hidden_size), queries)
+    assert verdict["states"] == round(float(expected.amax(1).mean()), 4)

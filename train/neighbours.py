@@ -70,10 +70,11 @@ def build(translator, sources: list[str], targets: list[str], state_sentences: i
     fit = state_rows[torch.randperm(len(state_rows), generator=generator)[:FIT_ROWS]]
     sentence_projection, state_projection = Projection.fit(encodings, dims), Projection.fit(fit, state_dims)
     lengths = [len(s) for s in states[:state_sentences]]
+    # the states as the folder stores them (float16 values): their floor is measured on what is served
     tensors = {"sentence_mean": sentence_projection.mean, "sentence_components": sentence_projection.components,
                "sentence_vectors": sentence_projection(encodings),
                "state_mean": state_projection.mean, "state_components": state_projection.components,
-               "state_vectors": state_projection(state_rows),
+               "state_vectors": state_projection(state_rows).half().float(),
                "state_sentence": torch.arange(len(lengths)).repeat_interleave(torch.tensor(lengths)),
                "state_position": torch.cat([torch.arange(n) for n in lengths])}
     index = NeighbourIndex(tensors, {"sources": sources, "targets": targets, "similarity_floor": 0.0,
