@@ -256,10 +256,16 @@ class InferenceEngine:
         ``Seq2Seq.step``'s maths without autograd or dropout, in as few ops as it takes."""
         if self.fused is not None:
             logits, pre, attn, h, c = self.fused(prev_tokens, state)
-            log_probs, network = calibrated(self.model.calibration, logits)
-            feed = pre if self.config.input_feeding else None
-            return log_probs, attn, DecoderState(h, c, feed, state.memory, state.keys, state.src_mask, state.padded,
-                                                 network)
+        else:
+            logits, pre, attn, h, c = self._torch_step(prev_tokens, state)
+        log_probs, network = calibrated(self.model.calibration, logits)
+        feed = pre if self.config.input_feeding else None
+        return log_probs, attn, DecoderState(h, c, feed, state.memory, state.keys, state.src_mask, state.padded,
+                                             network)
+
+    def _torch_step(self, prev_tokens: torch.Tensor, state: DecoderState):
+        """The step up to the logits in torch: prev_tokens (N,) -> logits (N, V), pre-output (N, O),
+        attention (N, S) or None, the new h, c (L, N, Hd); ``FusedStep``'s outputs."""
         inp = F.embedding(prev_tokens, self.tgt_embed)  # (N, E)
         if self.config.input_feeding:
             inp = torch.cat([inp, state.feed], dim=1)
@@ -271,11 +277,7 @@ class InferenceEngine:
             attn = weights.squeeze(1)
             out = torch.cat([out, context.squeeze(1)], dim=1)
         pre = torch.tanh(self.combine(out))
-        log_probs, network = calibrated(self.model.calibration, self.generator(pre))
-        feed = pre if self.config.input_feeding else None
-        return log_probs, attn, DecoderState(h, c, feed, state.memory, state.keys, state.src_mask, state.padded,
-                                             network)
-
+        return self.generator(pre), pre, attn, h, c
 
     def decoder_states(self, tgt_in: torch.Tensor, state: DecoderState) -> torch.Tensor:
         """``Seq2Seq.decoder_states`` in this arithmetic: tgt_in (N, T) -> top-layer hidden states
