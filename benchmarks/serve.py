@@ -76,8 +76,12 @@ class HttpClient:
 
     def predict(self, api_name: str, **params) -> list:
         """``params`` as the endpoint's named parameters -> the endpoint's outputs; raises
+        TypeError for a parameter the endpoint does not have (it would be dropped unsent) and
         RuntimeError on an error event."""
         name = api_name.strip("/")
+        unknown = set(params) - {param for param, _ in self.parameters[api_name]}
+        if unknown:
+            raise TypeError(f"{api_name} has no parameter {', '.join(sorted(unknown))}")
         data = [params.get(param, default) for param, default in self.parameters[api_name]]
         body = {"data": data, "session_hash": self.session}
         event = self.http.post(self.base + name, json=body).raise_for_status().json()["event_id"]

@@ -421,3 +421,5 @@ def test_the_rest_api_as_curl_calls_it(client, registry, toy_sentences):
     assert trace["settings"]["beam_size"] == 3
     with pytest.raises(RuntimeError, match="beam_size"):
         http.predict("/translate", text=toy_sentences[0], model="toy-attn", method="beam", beam_size=10_000)
+    with pytest.raises(TypeError, match="no_repeat_ngram_size"):  # not an API parameter: never silently dropped
+        http.predict("/translate", text=toy_sentences[0], model="toy-attn", no_repeat_ngram_size=1)
