@@ -122,7 +122,7 @@ def product(graph: Graph, x: str, codes: torch.Tensor, scales: torch.Tensor, col
 
 def check(linear: Linear, codes: torch.Tensor, scales: torch.Tensor, cols: int, bias: torch.Tensor | None) -> None:
     """RuntimeError unless ``linear`` multiplies like the dequantized weights in float32, with a
-    few rows and with many (the two sessions)."""
+    few rows and with many (the Runner's two ONNX Runtime sessions)."""
     dequantized = dequantize(codes, scales, cols)
     for rows in (2, FEW_ROWS + 1):
         probe = torch.linspace(-1, 1, rows * cols).reshape(rows, cols)
